@@ -1,0 +1,200 @@
+"""Checkpoints: one safetensors file with everything needed to rebuild the model.
+
+``model.safetensors`` holds the weights (the tied LM head is stored once, as the token embedding)
+and string metadata: format name and version, model config, tokenizer (with its identity hash),
+step and any extra JSON the writer adds. No pickle anywhere: nothing a user hands us is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minigpt_cli import __version__, atomic
+from minigpt_cli.errors import IncompatibleError, MinigptError
+from minigpt_cli.model import GPT, GPTConfig
+from minigpt_cli.tokenizer import Tokenizer, TokenizerIdentity, tokenizer_from_dict
+
+FORMAT = "minigpt-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+TIED = "lm_head.weight"  # stored as transformer.wte.weight
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: GPTConfig
+    tokenizer: dict
+    identity: TokenizerIdentity
+    step: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def make_tokenizer(self) -> Tokenizer:
+        return tokenizer_from_dict(self.tokenizer)
+
+
+def unwrap(model: torch.nn.Module) -> GPT:
+    """The plain GPT inside DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        else:
+            return model
+
+
+def weights_path(path: Path | str) -> Path:
+    """A checkpoint is a ``.safetensors`` file or a folder holding ``model.safetensors``."""
+    path = Path(path)
+    if path.is_dir():
+        return path / WEIGHTS_NAME
+    return path
+
+
+def save_checkpoint(
+    path: Path | str,
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    step: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model atomically to ``path`` (a file, or a folder that gets model.safetensors)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    target = path / WEIGHTS_NAME if (path.is_dir() or not path.suffix) else path
+    gpt = unwrap(model)
+    tensors = {
+        k: v.detach().to("cpu").contiguous()
+        for k, v in gpt.state_dict().items()
+        if k != TIED
+    }
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "minigpt_version": __version__,
+        "model_config": json.dumps(gpt.config.to_dict()),
+        "tokenizer": json.dumps({**tokenizer.to_dict(), **_id_fields(tokenizer.identity())}),
+        "step": str(int(step)),
+        "extra": json.dumps(extra or {}),
+    }
+    with atomic.atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return target
+
+
+def _id_fields(identity: TokenizerIdentity) -> dict:
+    return {"identity": identity.to_dict()}
+
+
+def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
+    """Read and validate a checkpoint; raises MinigptError with what is wrong and what to do."""
+    from safetensors import SafetensorError, safe_open
+
+    given = Path(path)
+    file = weights_path(given)
+    if not file.exists():
+        hint = f"a folder without {WEIGHTS_NAME}" if given.is_dir() else "no such file"
+        raise MinigptError(
+            f"Checkpoint {given} cannot be read: {hint}. Pass a minigpt checkpoint "
+            f"(a {WEIGHTS_NAME} file or the step folder that holds it)."
+        )
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if load_tensors else {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise MinigptError(
+            f"Checkpoint {file} is not a readable safetensors file ({e}). It may be truncated "
+            "by an interrupted copy, or not a checkpoint at all (minigpt never loads pickled "
+            ".pt/.bin files): copy it again or point to another checkpoint."
+        ) from None
+    if meta.get("format") != FORMAT:
+        raise MinigptError(
+            f"{file} is a safetensors file but not a minigpt checkpoint (no '{FORMAT}' "
+            "metadata). If it is a Hugging Face GPT-2 model, pass its folder with --from-hf or "
+            "convert it with `minigpt import-hf DIR OUT`."
+        )
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        version = -1
+    if version != FORMAT_VERSION:
+        raise MinigptError(
+            f"Checkpoint {file} has format version {meta.get('format_version')!r}; this minigpt "
+            f"({__version__}) reads version {FORMAT_VERSION}. Use the minigpt version that wrote "
+            "it, or re-export it from there."
+        )
+    try:
+        config = GPTConfig.from_dict(json.loads(meta["model_config"]))
+        tok = json.loads(meta["tokenizer"])
+        identity = TokenizerIdentity.from_dict(tok["identity"])
+        step = int(meta.get("step", "0"))
+        extra = json.loads(meta.get("extra", "{}"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise MinigptError(
+            f"Checkpoint {file} has damaged metadata ({e!r}); it cannot be rebuilt safely."
+        ) from None
+    problems = config.validate()
+    if problems:
+        raise MinigptError(f"Checkpoint {file} holds an invalid model config: {'; '.join(problems)}.")
+    return Checkpoint(file, config, tok, identity, step, extra, tensors)
+
+
+def check_weights_match(config: GPTConfig, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Compare tensor names and shapes against what ``config`` builds, before loading."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items() if k != TIED}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s) such as {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s) such as {unexpected[0]}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} with the wrong shape, e.g. {k} is {got[k]} "
+                         f"but the config needs {expected[k]}")
+        raise IncompatibleError(
+            f"The weights in {what} do not match its model config "
+            f"(n_layer={config.n_layer}, n_head={config.n_head}, n_embd={config.n_embd}, "
+            f"vocab={config.padded_vocab_size}, block={config.block_size}): "
+            + "; ".join(parts) + ". The file was edited or written by something else."
+        )
+
+
+def build_model(config: GPTConfig, state_dict: dict[str, torch.Tensor], what: str) -> GPT:
+    check_weights_match(config, state_dict, what)
+    model = GPT(config)
+    model.load_state_dict(state_dict, strict=False)  # lm_head.weight is tied to wte
+    return model
+
+
+def load_checkpoint(path: Path | str) -> tuple[GPT, Tokenizer, Checkpoint]:
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt.config, ckpt.state_dict, str(ckpt.path))
+    ckpt.state_dict = {}
+    tokenizer = ckpt.make_tokenizer()
+    if tokenizer.identity() != ckpt.identity:
+        raise IncompatibleError(
+            f"Checkpoint {ckpt.path} was trained with tokenizer {ckpt.identity}, but the "
+            f"tokenizer rebuilt here is {tokenizer.identity()}. The installed BPE files differ "
+            "from the ones it was trained with."
+        )
+    if tokenizer.vocab_size > ckpt.config.vocab_size:
+        raise IncompatibleError(
+            f"Checkpoint {ckpt.path}: its tokenizer has {tokenizer.vocab_size} ids but the model "
+            f"predicts only {ckpt.config.vocab_size}."
+        )
+    return model, tokenizer, ckpt

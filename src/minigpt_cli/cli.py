@@ -1,0 +1,45 @@
+"""The `minigpt` command: a Typer app over the core. Only this layer imports typer and rich."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from minigpt_cli import __version__
+from minigpt_cli.commands import sample as sample_cmd
+from minigpt_cli.commands.render import user_errors
+
+app = typer.Typer(
+    name="minigpt",
+    help="GPT-2 from scratch: shard web text, pretrain, fine-tune, make math, sample, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"minigpt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """GPT-2 from scratch, from raw web text to an evaluated model."""
+
+
+def _command(name: str, fn) -> None:
+    app.command(name)(user_errors(fn))
+
+
+_command("sample", sample_cmd.sample)
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="minigpt")

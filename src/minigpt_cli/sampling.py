@@ -1,0 +1,94 @@
+"""Text generation with a KV cache: temperature, top-k, top-p, streaming, stop at end-of-text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch.nn import functional as F
+
+from minigpt_cli.model import GPT
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 200
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int | None = None
+    top_p: float | None = None
+
+
+def crop_prompt(ids: list[int], block_size: int) -> tuple[list[int], int]:
+    """Keep the last ``block_size - 1`` prompt tokens (room for one new token); return how many
+    were dropped so the caller can warn."""
+    keep = block_size - 1
+    if len(ids) <= keep:
+        return ids, 0
+    return ids[-keep:], len(ids) - keep
+
+
+def next_token(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None):
+    """logits (B, V) -> token ids (B,)."""
+    if params.temperature == 0.0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / params.temperature
+    if params.top_k is not None and params.top_k < logits.size(-1):
+        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if params.top_p is not None and params.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
+        cum = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # drop a token when the mass before it already reaches top_p (the top one always stays)
+        drop_sorted = (cum - F.softmax(sorted_logits, dim=-1)) >= params.top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def generate(
+    model: GPT,
+    prompt: list[int],
+    params: SamplingParams,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+    eot_id: int | None = None,
+    use_cache: bool = True,
+) -> Iterator[torch.Tensor]:
+    """Yield one tensor (num_samples,) of new token ids per step.
+
+    The prompt (already cropped to the context) is shared by all samples. A sample that produced
+    ``eot_id`` is finished; generation stops once all are. With the cache, each step feeds one
+    token; once the context is full, each step recomputes over the last ``block_size`` tokens
+    (learned absolute positions cannot slide), exactly as a cache-less loop would.
+    """
+    model.eval()
+    device = model.transformer.wte.weight.device
+    block = model.config.block_size
+    if not prompt:
+        prompt = [eot_id if eot_id is not None else 0]
+    ids = torch.tensor(prompt, dtype=torch.long, device=device).unsqueeze(0)
+    ids = ids.expand(num_samples, -1).contiguous()  # (B, T)
+    total = ids.size(1) + params.max_new_tokens
+    seq = torch.empty(num_samples, total, dtype=torch.long, device=device)  # all tokens so far
+    seq[:, : ids.size(1)] = ids
+    n = ids.size(1)
+    cache = model.new_cache(num_samples, block) if use_cache else None
+    logits, _ = model(seq[:, :n][:, -block:], cache=cache, last_only=True)
+    done = torch.zeros(num_samples, dtype=torch.bool, device=device)
+    for step in range(params.max_new_tokens):
+        tok = next_token(logits[:, -1, :], params, generator)  # (B,)
+        if eot_id is not None:
+            tok = torch.where(done, torch.full_like(tok, eot_id), tok)
+            done |= tok == eot_id
+        yield tok
+        if step == params.max_new_tokens - 1 or (eot_id is not None and bool(done.all())):
+            return
+        seq[:, n] = tok
+        n += 1
+        if cache is not None and cache.length < block:
+            logits, _ = model(seq[:, n - 1 : n], cache=cache, last_only=True)
+        else:
+            logits, _ = model(seq[:, max(0, n - block) : n], last_only=True)

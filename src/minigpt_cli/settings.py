@@ -1,0 +1,163 @@
+"""Settings for every command: pydantic models resolved from four layers.
+
+Precedence: command-line flag > ``--config file.toml`` > ``MINIGPT_*`` environment > default.
+Every invalid value is reported at once, each naming where it came from (the flag, the config
+file key, or the environment variable), so a user fixes them all in one go.
+
+A TOML file may hold a table per command (``[sample]``, ``[pretrain]``, ...) and top-level keys
+that apply to every command having that setting (``device = "cpu"``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from minigpt_cli.errors import MinigptError
+
+ENV_PREFIX = "MINIGPT_"
+
+
+class Settings(BaseSettings):
+    """Base for command settings: unknown keys are errors; env vars are ``MINIGPT_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
+    )
+
+
+class DeviceSettings(Settings):
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="Where to run: auto picks cuda, then mps, then cpu."
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Number format for weights and activations."
+    )
+
+
+class ModelSourceSettings(DeviceSettings):
+    checkpoint: Path | None = Field(None, description="A minigpt checkpoint (file or folder).")
+    from_hf: Path | None = Field(
+        None, description="A Hugging Face GPT-2 folder (config.json + model.safetensors)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.checkpoint is not None and self.from_hf is not None:
+            raise ValueError("give --checkpoint or --from-hf, not both")
+        return self
+
+
+class SampleSettings(ModelSourceSettings):
+    prompt: str | None = Field(None, description="Text to continue.")
+    prompt_file: Path | None = Field(None, description="Read the prompt from this file.")
+    max_new_tokens: int = Field(200, ge=1, le=1_000_000, description="Tokens to generate.")
+    temperature: float = Field(
+        1.0, ge=0.0, description="Softmax temperature; 0 means greedy (always the top token)."
+    )
+    top_k: int | None = Field(None, ge=1, description="Sample only among the k likeliest tokens.")
+    top_p: float | None = Field(
+        None, gt=0.0, le=1.0, description="Nucleus sampling: smallest set with this much mass."
+    )
+    seed: int = Field(1337, description="Random seed: the same seed gives the same text.")
+    num_samples: int = Field(1, ge=1, le=1024, description="How many samples to draw.")
+
+    @model_validator(mode="after")
+    def _one_prompt(self):
+        if self.prompt is not None and self.prompt_file is not None:
+            raise ValueError("give --prompt or --prompt-file, not both")
+        return self
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise MinigptError(
+            f"Config file {path} does not exist. Pass an existing TOML file to --config "
+            "(examples/ in the repository has some)."
+        ) from None
+    except tomllib.TOMLDecodeError as e:
+        raise MinigptError(f"Config file {path} is not valid TOML: {e}. Fix the file.") from None
+    except OSError as e:
+        raise MinigptError(f"Config file {path} cannot be read: {e}.") from None
+
+
+def _config_layer(cls: type[Settings], command: str, data: dict[str, Any]) -> dict[str, Any]:
+    fields = cls.model_fields
+    layer = {k: v for k, v in data.items() if not isinstance(v, dict) and k in fields}
+    table = data.get(command)
+    if isinstance(table, dict):
+        layer.update(table)  # unknown keys here are reported by validation
+    return layer
+
+
+def resolve(
+    cls: type[S],
+    command: str,
+    flags: dict[str, Any],
+    config: Path | None = None,
+) -> S:
+    """Build ``cls`` from flags (``None`` = not given) over a config file over the environment."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    file_layer = _config_layer(cls, command, load_config_file(config)) if config else {}
+    # BaseSettings reads MINIGPT_* itself; init values (file, then flags) win over it.
+    try:
+        return cls(**{**file_layer, **given})
+    except ValidationError as e:
+        raise SettingsError(_describe(e, given, file_layer, os.environ, config, command)) from None
+
+
+class SettingsError(MinigptError):
+    pass
+
+
+def _describe(err: ValidationError, given, file_layer, env, config, command) -> str:
+    lines = []
+    for e in err.errors():
+        field = str(e["loc"][0]) if e["loc"] else ""
+        if not field:
+            where = "settings"
+        elif field in given:
+            where = flag_name(field)
+        elif field in file_layer:
+            where = f"{config} key '{command}.{field}'" if _in_table(config, command, field) \
+                else f"{config} key '{field}'"
+        elif ENV_PREFIX + field.upper() in env:
+            where = f"environment variable {ENV_PREFIX}{field.upper()}"
+        else:
+            where = flag_name(field)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling; `--help` lists the settings)"
+        got = "" if e["type"] in ("extra_forbidden", "missing") or not field else \
+            f" (got {e.get('input')!r})"
+        lines.append(f"  {where}: {msg}{got}")
+    n = len(lines)
+    head = f"{n} invalid setting{'s' if n > 1 else ''} for `minigpt {command}`:"
+    return head + "\n" + "\n".join(lines)
+
+
+def _in_table(config: Path | None, command: str, field: str) -> bool:
+    if config is None:
+        return False
+    data = load_config_file(config)
+    return isinstance(data.get(command), dict) and field in data[command]
+
+
+def dump(settings: Settings) -> dict[str, Any]:
+    """The resolved settings as plain JSON values (saved next to every output)."""
+    return settings.model_dump(mode="json")
