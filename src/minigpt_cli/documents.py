@@ -1,0 +1,62 @@
+"""What flows through `minigpt shard`: documents from sources, through stages, to the writer.
+
+A **source** plugin (entry-point group ``minigpt.sources``) yields ``Document``s; a **stage**
+plugin (``minigpt.stages``) keeps, rewrites or drops each one with a reason. Both take their
+options as a pydantic model (``Options``, unknown keys are errors), and built-ins are registered
+through entry points exactly as a third-party package would register its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PluginOptions(BaseModel):
+    """Base for plugin options: unknown keys are an error, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class Document:
+    text: str
+    id: str = ""  # stable within its source (record id, file:line, URL)
+    source: str = ""  # plugin name
+    meta: dict[str, Any] = field(default_factory=dict)  # url, date, language, file, ...
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A stage's verdict that a document goes no further, and why (counted in the manifest)."""
+
+    reason: str
+
+
+class Source(Protocol):
+    name: ClassVar[str]
+    Options: ClassVar[type[PluginOptions]]
+
+    def __init__(self, options: PluginOptions) -> None: ...
+
+    def documents(self) -> Iterator[Document]:
+        """Yield documents one at a time; memory must not grow with the input."""
+        ...
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Where documents came from so far: [{"input": file-or-URL, "records": n, ...}]."""
+        ...
+
+
+class Stage(Protocol):
+    name: ClassVar[str]
+    Options: ClassVar[type[PluginOptions]]
+    # False for stages with state across documents (dedup, head): they run in one process, in
+    # input order; stateless stages may run inside tokenizer worker processes.
+    stateless: ClassVar[bool]
+
+    def __init__(self, options: PluginOptions) -> None: ...
+
+    def __call__(self, doc: Document) -> Document | Drop: ...
