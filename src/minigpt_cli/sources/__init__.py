@@ -1,0 +1,1 @@
+"""Built-in source plugins (entry-point group minigpt.sources)."""

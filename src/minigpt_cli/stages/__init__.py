@@ -1,0 +1,1 @@
+"""Built-in filter stages (entry-point group minigpt.stages)."""
