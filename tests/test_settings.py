@@ -1,0 +1,49 @@
+import pytest
+
+from minigpt_cli.settings import SampleSettings, SettingsError, resolve
+
+
+def test_defaults():
+    s = resolve(SampleSettings, "sample", {})
+    assert s.temperature == 1.0 and s.top_k is None and s.device == "auto"
+
+
+def test_precedence_flag_over_file_over_env(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('device = "cpu"\n[sample]\ntemperature = 0.5\ntop_k = 7\n')
+    monkeypatch.setenv("MINIGPT_TOP_K", "3")
+    monkeypatch.setenv("MINIGPT_SEED", "99")
+    monkeypatch.setenv("MINIGPT_TEMPERATURE", "0.9")
+    s = resolve(SampleSettings, "sample", {"temperature": 0.1, "top_k": None}, cfg)
+    assert s.temperature == 0.1  # flag beats file and env
+    assert s.top_k == 7  # file beats env
+    assert s.seed == 99  # env beats default
+    assert s.device == "cpu"  # top-level key applies to every command having it
+
+
+def test_every_invalid_value_reported_at_once_naming_its_source(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[sample]\ntop_p = 1.5\ntopk = 3\n")
+    monkeypatch.setenv("MINIGPT_NUM_SAMPLES", "zero")
+    with pytest.raises(SettingsError) as e:
+        resolve(SampleSettings, "sample", {"temperature": -1.0, "device": "gpu"}, cfg)
+    msg = str(e.value)
+    assert "5 invalid settings" in msg
+    assert "--temperature" in msg and "--device" in msg
+    assert f"{cfg} key 'sample.top_p'" in msg
+    assert "sample.topk" in msg and "unknown setting" in msg
+    assert "environment variable MINIGPT_NUM_SAMPLES" in msg
+
+
+def test_conflicting_flags():
+    with pytest.raises(SettingsError, match="not both"):
+        resolve(SampleSettings, "sample", {"prompt": "a", "prompt_file": "b.txt"})
+
+
+def test_bad_config_file(tmp_path):
+    with pytest.raises(SettingsError.__mro__[1], match="does not exist"):
+        resolve(SampleSettings, "sample", {}, tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("temperature = = 1")
+    with pytest.raises(SettingsError.__mro__[1], match="not valid TOML"):
+        resolve(SampleSettings, "sample", {}, bad)
