@@ -50,6 +50,25 @@ class Source(Protocol):
         ...
 
 
+class MultiInputSource(Source, Protocol):
+    """Optional extension of ``Source`` for sources that read several independent inputs.
+
+    The pipeline checks for these methods with ``hasattr``. With them, ``minigpt shard --part
+    i/N`` gives each job a disjoint subset of the inputs, and a resumed run skips finished
+    inputs without reading them again. Without them a source is read whole (and, on resume,
+    re-read up to where the run stopped). ``provenance()`` entries should use the input string
+    as their ``"input"`` value.
+    """
+
+    def inputs(self) -> list[str]:
+        """The inputs (files, URLs) in a stable order; globs and listings already resolved."""
+        ...
+
+    def documents_from(self, input: str) -> Iterator[Document]:
+        """The documents of one input, in order."""
+        ...
+
+
 class Stage(Protocol):
     name: ClassVar[str]
     Options: ClassVar[type[PluginOptions]]
