@@ -1,0 +1,258 @@
+"""The ``commoncrawl`` source: page text from Common Crawl WET files, local or over HTTP.
+
+Inputs, in any mix: WET files (``.warc.wet``, ``.warc.wet.gz``), folders (searched recursively),
+globs, ``http(s)://`` URLs, and crawl ids such as ``CC-MAIN-2024-22``. A crawl id is resolved
+through that crawl's ``crawl-data/<ID>/wet.paths.gz`` listing on ``base_url`` (Common Crawl's
+public data host unless set), taking ``segments`` files from ``first_segment`` on.
+
+Remote files are streamed through the gzip/WARC reader as they arrive (a broken connection is
+resumed with a Range request at the byte reached), or, with ``cache_dir``, downloaded there first
+(resumable across runs, reused by later runs). Each ``conversion`` record becomes a Document with
+meta ``url``, ``date``, ``language`` (where the record has one) and ``input``. What went wrong per
+input is counted in ``provenance()``; only when no input could be read at all is it an error.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from minigpt_cli.documents import Document, PluginOptions
+from minigpt_cli.download import (
+    DownloadError,
+    DownloadProgress,
+    RemoteFile,
+    RetryPolicy,
+    cache_path,
+    download,
+    fetch_bytes,
+)
+from minigpt_cli.errors import MinigptError
+from minigpt_cli.sources.wet import WetStats, read_wet
+
+CRAWL_ID = re.compile(r"CC-MAIN-\d{4}-\d{2}", re.IGNORECASE)
+WET_SUFFIXES = (".wet", ".wet.gz")
+URL_PREFIXES = ("http://", "https://")
+
+
+class CommonCrawlOptions(PluginOptions):
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="WET files (.warc.wet, .warc.wet.gz), folders, globs, http(s) URLs, or crawl "
+        "ids such as CC-MAIN-2024-22",
+    )
+    segments: int | None = Field(
+        None, ge=1, description="with a crawl id: how many of its WET files to read (default all)"
+    )
+    first_segment: int = Field(
+        0, ge=0, description="with a crawl id: index of the first WET file in its wet.paths.gz"
+    )
+    base_url: str = Field(
+        "https://data.commoncrawl.org/",
+        description="Common Crawl data host that crawl ids are resolved against (or a mirror)",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="download remote files here first (resumable, reused by later runs); "
+        "default: stream them without storing",
+    )
+    retries: int = Field(5, ge=0, description="retries after a failed or broken HTTP transfer")
+    backoff: float = Field(1.0, ge=0, description="seconds before the first retry, doubling")
+    backoff_max: float = Field(60.0, ge=0, description="longest wait between retries, seconds")
+    timeout: float = Field(60.0, gt=0, description="HTTP connect/read timeout, seconds")
+    invalid_utf8: Literal["replace", "skip"] = Field(
+        "replace", description="invalid UTF-8 bytes: replace with U+FFFD, or skip the document"
+    )
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(URL_PREFIXES):
+            raise ValueError("must be an http:// or https:// URL")
+        return value if value.endswith("/") else value + "/"
+
+
+@dataclass(frozen=True)
+class SourceProgress:
+    """A snapshot for progress bars: inputs started, bytes read/downloaded, total if known."""
+
+    inputs_started: int
+    inputs_total: int
+    input: str | None
+    bytes_read: int
+    bytes_downloaded: int
+    bytes_total: int | None  # known when every input is a local file
+
+
+class CommonCrawlSource:
+    name: ClassVar[str] = "commoncrawl"
+    Options: ClassVar[type[PluginOptions]] = CommonCrawlOptions
+
+    def __init__(self, options: PluginOptions | dict | None = None) -> None:
+        if not isinstance(options, CommonCrawlOptions):
+            raw = options.model_dump() if isinstance(options, PluginOptions) else options or {}
+            options = CommonCrawlOptions.model_validate(raw)
+        self.options = options
+        self.policy = RetryPolicy(
+            retries=options.retries,
+            backoff=options.backoff,
+            backoff_max=options.backoff_max,
+            timeout=options.timeout,
+        )
+        self._entries = _check_inputs(options)  # local paths, URLs and crawl ids, in order
+        self._inputs: list[str] | None = None
+        self._stats: list[WetStats] = []
+
+    def inputs(self) -> list[str]:
+        """Every file and URL this source reads, in order (crawl ids resolved: needs network)."""
+        if self._inputs is None:
+            resolved: list[str] = []
+            for entry in self._entries:
+                is_crawl = CRAWL_ID.fullmatch(entry)
+                resolved += self._crawl_urls(entry.upper()) if is_crawl else [entry]
+            self._inputs = list(dict.fromkeys(resolved))
+        return self._inputs
+
+    def documents(self) -> Iterator[Document]:
+        for name in self.inputs():
+            stats = WetStats(input=name)
+            self._stats.append(stats)
+            try:
+                raw = self._open(name, stats)
+            except DownloadError as e:
+                stats.error(str(e))
+                continue
+            except OSError as e:
+                stats.error(f"Cannot read {name}: {e.strerror or e}.")
+                continue
+            with raw:
+                yield from read_wet(raw, stats, self.options.invalid_utf8)
+                stats.reconnects = getattr(raw, "reconnects", 0)
+        self._fail_if_nothing_read()
+
+    def provenance(self) -> list[dict[str, Any]]:
+        return [stats.as_dict() for stats in self._stats]
+
+    def progress(self) -> SourceProgress:
+        inputs = self._inputs if self._inputs is not None else self._entries
+        local = all(
+            not name.startswith(URL_PREFIXES) and not CRAWL_ID.fullmatch(name) for name in inputs
+        )
+        return SourceProgress(
+            inputs_started=len(self._stats),
+            inputs_total=len(inputs),
+            input=self._stats[-1].input if self._stats else None,
+            bytes_read=sum(s.bytes for s in self._stats),
+            bytes_downloaded=sum(s.downloaded for s in self._stats),
+            bytes_total=sum(Path(n).stat().st_size for n in inputs) if local else None,
+        )
+
+    def _open(self, name: str, stats: WetStats) -> BinaryIO:
+        if not name.startswith(URL_PREFIXES):
+            return open(name, "rb")
+
+        def on_progress(event: DownloadProgress) -> None:
+            stats.downloaded = event.done
+
+        if self.options.cache_dir is None:
+            return RemoteFile(name, self.policy, on_progress)
+        local = download(
+            name,
+            cache_path(self.options.cache_dir, name),
+            policy=self.policy,
+            on_progress=on_progress,
+        )
+        return open(local, "rb")
+
+    def _crawl_urls(self, crawl_id: str) -> list[str]:
+        base = self.options.base_url
+        listing = f"{base}crawl-data/{crawl_id}/wet.paths.gz"
+        try:
+            if self.options.cache_dir is None:
+                data = fetch_bytes(listing, self.policy)
+            else:
+                data = download(
+                    listing, cache_path(self.options.cache_dir, listing), policy=self.policy
+                ).read_bytes()
+        except DownloadError as e:
+            if e.status == 404:
+                raise MinigptError(
+                    f"Common Crawl has no crawl {crawl_id!r}: {listing} answered 404. Crawl ids "
+                    "look like CC-MAIN-2024-22 (the list is at "
+                    "https://index.commoncrawl.org/collinfo.json); base_url sets the host."
+                ) from None
+            raise
+        try:
+            paths = gzip.decompress(data).decode("utf-8").split()
+        except (OSError, EOFError, UnicodeDecodeError):
+            raise MinigptError(
+                f"{listing} is not a gzipped list of WET paths; is base_url "
+                f"({base}) a Common Crawl data host?"
+            ) from None
+        first, count = self.options.first_segment, self.options.segments
+        picked = paths[first : None if count is None else first + count]
+        if not picked:
+            raise MinigptError(
+                f"{crawl_id} lists {len(paths)} WET files; first_segment {first} is past the end."
+            )
+        return [base + path.lstrip("/") for path in picked]
+
+    def _fail_if_nothing_read(self) -> None:
+        if any(stats.records for stats in self._stats) or not self._stats:
+            return
+        problems = [e for stats in self._stats for e in stats.errors[:1]] or ["no records"]
+        shown = " ".join(problems[:5]) + (
+            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        raise MinigptError(
+            f"No WARC record could be read from any of the {len(self._stats)} commoncrawl "
+            f"input(s). {shown}"
+        )
+
+
+def _check_inputs(options: CommonCrawlOptions) -> list[str]:
+    """Expand local folders and globs; collect every problem and report them together."""
+    entries: list[str] = []
+    problems: list[str] = []
+    for item in options.inputs:
+        item = str(item)
+        if item.startswith(URL_PREFIXES) or CRAWL_ID.fullmatch(item):
+            entries.append(item)
+            continue
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(
+                str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(WET_SUFFIXES)
+            )
+            entries += found
+            if not found:
+                problems.append(f"folder {item} holds no .warc.wet or .warc.wet.gz files")
+        elif path.is_file():
+            entries.append(str(path))
+        elif glob.has_magic(item):
+            found = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+            entries += found
+            if not found:
+                problems.append(f"no file matches {item!r}")
+        else:
+            problems.append(f"{item} does not exist")
+    if not options.inputs:
+        problems.append("no inputs given (WET files, folders, globs, URLs or a crawl id)")
+    has_crawl = any(CRAWL_ID.fullmatch(str(item)) for item in options.inputs)
+    if (options.segments is not None or options.first_segment) and not has_crawl:
+        problems.append("segments/first_segment only apply to a crawl id such as CC-MAIN-2024-22")
+    if problems:
+        raise MinigptError("commoncrawl source: " + "; ".join(problems) + ".")
+    return list(dict.fromkeys(entries))
