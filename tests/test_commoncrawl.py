@@ -291,3 +291,22 @@ def test_memory_does_not_grow_with_input(tmp_path):
     tracemalloc.stop()
     assert count == 5000
     assert peak < 4 << 20, f"peak {peak / 2**20:.1f} MiB while streaming 12 MB"
+
+
+def test_inputs_read_one_at_a_time_for_parts_and_resume(cc):
+    """inputs()/documents_from() (documents.MultiInputSource): a re-read replaces its entry."""
+    src = source(cc / OLD, cc / WHIRL)
+    assert [len(list(src.documents_from(i))) for i in reversed(src.inputs())] == [1, 3]
+    assert len(list(src.documents_from(str(cc / WHIRL)))) == 1
+    assert [p["input"] for p in src.provenance()] == [str(cc / OLD), str(cc / WHIRL)]
+    assert [p["documents"] for p in src.provenance()] == [3, 1]
+
+
+def test_many_unreadable_inputs_in_a_row_stop_the_run(cc):
+    with serve({}) as server:
+        missing = [server.url(f"/{i}.warc.wet.gz") for i in range(4)]
+        with pytest.raises(MinigptError, match="3 commoncrawl inputs in a row could not be read"):
+            list(source(*missing, cc / WHIRL, **FAST).documents())
+        lenient = source(*missing, cc / WHIRL, max_failed_inputs=5, **FAST)
+        assert len(list(lenient.documents())) == 1
+        assert [p["error_count"] for p in lenient.provenance()] == [1, 1, 1, 1, 0]

@@ -67,6 +67,9 @@ class CommonCrawlOptions(PluginOptions):
     backoff: float = Field(1.0, ge=0, description="seconds before the first retry, doubling")
     backoff_max: float = Field(60.0, ge=0, description="longest wait between retries, seconds")
     timeout: float = Field(60.0, gt=0, description="HTTP connect/read timeout, seconds")
+    max_failed_inputs: int = Field(
+        3, ge=1, description="stop after this many inputs in a row could not be read at all"
+    )
     invalid_utf8: Literal["replace", "skip"] = Field(
         "replace", description="invalid UTF-8 bytes: replace with U+FFFD, or skip the document"
     )
@@ -113,7 +116,8 @@ class CommonCrawlSource:
         )
         self._entries = _check_inputs(options)  # local paths, URLs and crawl ids, in order
         self._inputs: list[str] | None = None
-        self._stats: list[WetStats] = []
+        self._stats: dict[str, WetStats] = {}  # by input, in the order read
+        self._failed_in_a_row = 0
 
     def inputs(self) -> list[str]:
         """Every file and URL this source reads, in order (crawl ids resolved: needs network)."""
@@ -127,35 +131,40 @@ class CommonCrawlSource:
 
     def documents(self) -> Iterator[Document]:
         for name in self.inputs():
-            stats = WetStats(input=name)
-            self._stats.append(stats)
-            try:
-                raw = self._open(name, stats)
-            except DownloadError as e:
-                stats.error(str(e))
-                continue
-            except OSError as e:
-                stats.error(f"Cannot read {name}: {e.strerror or e}.")
-                continue
+            yield from self.documents_from(name)
+
+    def documents_from(self, input: str) -> Iterator[Document]:
+        """The documents of one input (a file or URL from ``inputs()``), in order."""
+        stats = WetStats(input=input)
+        self._stats.pop(input, None)  # read again (a resumed run): the new count replaces it
+        self._stats[input] = stats
+        try:
+            raw = self._open(input, stats)
+        except DownloadError as e:
+            stats.error(str(e))
+        except OSError as e:
+            stats.error(f"Cannot read {input}: {e.strerror or e}.")
+        else:
             with raw:
                 yield from read_wet(raw, stats, self.options.invalid_utf8)
                 stats.reconnects = getattr(raw, "reconnects", 0)
-        self._fail_if_nothing_read()
+        self._stop_if_failing(stats)
 
     def provenance(self) -> list[dict[str, Any]]:
-        return [stats.as_dict() for stats in self._stats]
+        return [stats.as_dict() for stats in self._stats.values()]
 
     def progress(self) -> SourceProgress:
         inputs = self._inputs if self._inputs is not None else self._entries
         local = all(
             not name.startswith(URL_PREFIXES) and not CRAWL_ID.fullmatch(name) for name in inputs
         )
+        started = list(self._stats.values())
         return SourceProgress(
-            inputs_started=len(self._stats),
+            inputs_started=len(started),
             inputs_total=len(inputs),
-            input=self._stats[-1].input if self._stats else None,
-            bytes_read=sum(s.bytes for s in self._stats),
-            bytes_downloaded=sum(s.downloaded for s in self._stats),
+            input=started[-1].input if started else None,
+            bytes_read=sum(s.bytes for s in started),
+            bytes_downloaded=sum(s.downloaded for s in started),
             bytes_total=sum(Path(n).stat().st_size for n in inputs) if local else None,
         )
 
@@ -209,17 +218,32 @@ class CommonCrawlSource:
             )
         return [base + path.lstrip("/") for path in picked]
 
-    def _fail_if_nothing_read(self) -> None:
-        if any(stats.records for stats in self._stats) or not self._stats:
+    def _stop_if_failing(self, stats: WetStats) -> None:
+        """Going on is sound while some inputs can be read; stop when none can, or when
+        ``max_failed_inputs`` in a row could not be read at all (network down, wrong host):
+        skipping the rest would only turn an outage into silently missing data."""
+        if stats.records or not stats.error_count:
+            self._failed_in_a_row = 0
             return
-        problems = [e for stats in self._stats for e in stats.errors[:1]] or ["no records"]
-        shown = " ".join(problems[:5]) + (
-            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        self._failed_in_a_row += 1
+        tried = list(self._stats.values())
+        every_input_failed = set(self.inputs()) <= self._stats.keys() and not any(
+            s.records for s in tried
         )
-        raise MinigptError(
-            f"No WARC record could be read from any of the {len(self._stats)} commoncrawl "
-            f"input(s). {shown}"
-        )
+        if every_input_failed:
+            failed = tried
+            what = f"No WARC record could be read from any of the {len(tried)} commoncrawl input(s)"
+        elif self._failed_in_a_row >= self.options.max_failed_inputs:
+            failed = tried[-self._failed_in_a_row :]
+            what = (
+                f"{len(failed)} commoncrawl inputs in a row could not be read at all; stopping "
+                "rather than skipping the rest (max_failed_inputs sets how many)"
+            )
+        else:
+            return
+        shown = " ".join(s.errors[0] for s in failed[:3])
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        raise MinigptError(f"{what}. {shown}{more}")
 
 
 def _check_inputs(options: CommonCrawlOptions) -> list[str]:
