@@ -79,6 +79,11 @@ class CommonCrawlOptions(PluginOptions):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str | Path) else value
 
+    @field_validator("cache_dir")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     @field_validator("base_url")
     @classmethod
     def _http_base(cls, value: str) -> str:
