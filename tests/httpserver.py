@@ -3,7 +3,8 @@
 Serves in-memory files with Range support (``bytes=N-`` -> 206), and can misbehave per path:
 close the socket after N body bytes on the first request (``break_after``) and optionally answer
 every later request with an error status (``after_break``), answer the first k requests with an
-error status (``fail_first``), or ignore Range headers (``ignore_range``).
+error status (``fail_first``), go quiet for a while after N bytes (``stall``), or ignore Range
+headers (``ignore_range``).
 Every request is logged (path, Range header, status) so tests can assert what the client did.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +33,7 @@ class ServerState:
     fail_first: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (k, status)
     after_break: dict[str, int] = field(default_factory=dict)  # path -> status once it broke
     broken: set[str] = field(default_factory=set)
+    stall: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (bytes, s), once
     ignore_range: bool = False
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fail and fail[0] > 0:
                 state.fail_first[path] = (fail[0] - 1, fail[1])
             cut = state.break_after.pop(path, None)
+            stall = state.stall.pop(path, None)
             gone = path in state.broken and state.after_break.get(path)
             if cut is not None:
                 state.broken.add(path)
@@ -72,9 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
         if start:
             status = 206
             extra["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-        self._answer(path, range_header, status, body, extra, cut=cut)
+        self._answer(path, range_header, status, body, extra, cut=cut, stall=stall)
 
-    def _answer(self, path, range_header, status, body, extra=None, cut=None) -> None:
+    def _answer(self, path, range_header, status, body, extra=None, cut=None, stall=None) -> None:
         self.server.state.requests.append(Request(path, range_header, status))
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -88,6 +92,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if stall is not None:  # send the first bytes, then go quiet (the client should time out)
+            self.wfile.write(body[: stall[0]])
+            self.wfile.flush()
+            time.sleep(stall[1])
+            with contextlib.suppress(OSError):
+                self.wfile.write(body[stall[0] :])
             return
         self.wfile.write(body)
 

@@ -142,3 +142,14 @@ def test_non_http_url_is_refused():
 def test_cache_path_stays_inside_the_cache(tmp_path):
     p = cache_path(tmp_path, "https://data.commoncrawl.org/crawl-data/../../etc/x.gz")
     assert p == tmp_path / "data.commoncrawl.org" / "crawl-data" / "etc" / "x.gz"
+
+
+def test_stalled_transfer_times_out_and_resumes(wet_bytes):
+    policy = RetryPolicy(retries=2, backoff=0.01, jitter=0.0, timeout=0.3)
+    with serve({"/a.gz": wet_bytes}) as server:
+        server.state.stall["/a.gz"] = (20_000, 3.0)  # far longer than the 0.3 s timeout
+        start = time.monotonic()
+        assert fetch_bytes(server.url("/a.gz"), policy) == wet_bytes
+        assert time.monotonic() - start < 2.5
+        first, second = server.state.requests  # resumed at the last byte it had taken in
+        assert first.range is None and 0 < int(second.range[6:-1]) <= 20_000
