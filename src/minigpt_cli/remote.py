@@ -168,7 +168,8 @@ class RemoteFile(io.RawIOBase):
             if attempt > self.policy.retries:
                 raise DownloadError(
                     f"Could not download {self.url} after {attempt} attempt(s): {last_error}. "
-                    "Check the network and the URL; --retries and --backoff set how hard to try.",
+                    "Check the network and the URL; the retries and backoff options set how "
+                    "hard to try.",
                     self.url,
                 )
             if attempt:

@@ -123,6 +123,7 @@ class CommonCrawlSource:
         self._inputs: list[str] | None = None
         self._stats: dict[str, WetStats] = {}  # by input, in the order read
         self._failed_in_a_row = 0
+        self._local_bytes: int | None = None  # total size when every input is local, else 0
 
     def inputs(self) -> list[str]:
         """Every file and URL this source reads, in order (crawl ids resolved: needs network)."""
@@ -160,9 +161,8 @@ class CommonCrawlSource:
 
     def progress(self) -> SourceProgress:
         inputs = self._inputs if self._inputs is not None else self._entries
-        local = all(
-            not name.startswith(URL_PREFIXES) and not CRAWL_ID.fullmatch(name) for name in inputs
-        )
+        if self._local_bytes is None:
+            self._local_bytes = _local_size(inputs)
         started = list(self._stats.values())
         return SourceProgress(
             inputs_started=len(started),
@@ -170,7 +170,7 @@ class CommonCrawlSource:
             input=started[-1].input if started else None,
             bytes_read=sum(s.bytes for s in started),
             bytes_downloaded=sum(s.downloaded for s in started),
-            bytes_total=sum(Path(n).stat().st_size for n in inputs) if local else None,
+            bytes_total=self._local_bytes or None,
         )
 
     def _open(self, name: str, stats: WetStats) -> BinaryIO:
@@ -249,6 +249,16 @@ class CommonCrawlSource:
         shown = " ".join(s.errors[0] for s in failed[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         raise MinigptError(f"{what}. {shown}{more}")
+
+
+def _local_size(inputs: list[str]) -> int:
+    """Bytes of all inputs when every one is a local file (for an ETA), else 0 (unknown)."""
+    if any(name.startswith(URL_PREFIXES) or CRAWL_ID.fullmatch(name) for name in inputs):
+        return 0
+    try:
+        return sum(Path(name).stat().st_size for name in inputs)
+    except OSError:
+        return 0
 
 
 def _check_inputs(options: CommonCrawlOptions) -> list[str]:
