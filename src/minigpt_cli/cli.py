@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from minigpt_cli import __version__
+from minigpt_cli.commands import plugins as plugins_cmd
 from minigpt_cli.commands import sample as sample_cmd
+from minigpt_cli.commands import shard as shard_cmd
 from minigpt_cli.commands.render import user_errors
 
 app = typer.Typer(
@@ -38,6 +40,8 @@ def _command(name: str, fn) -> None:
 
 
 _command("sample", sample_cmd.sample)
+_command("shard", shard_cmd.shard)
+_command("plugins", plugins_cmd.plugins)
 
 
 def main() -> None:

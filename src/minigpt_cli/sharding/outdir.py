@@ -1,0 +1,76 @@
+"""The output folder: is it finished, resumable, someone else's? Leftovers of a killed write."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from minigpt_cli import shards
+from minigpt_cli.errors import MinigptError
+from minigpt_cli.sharding import checkpoint, manifest
+from minigpt_cli.sharding.writer import ShardInfo, shard_files
+
+# atomic.atomic_path's temporary names: ".<target name>.<random>.tmp"
+_TEMP = re.compile(r"^\.(?:(?:val|train)_\d{6}\.bin|manifest\.json|state\.json|"
+                   r"checkpoint_\d{6}\.pkl)\..+\.tmp$")
+
+
+def finished(out: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The manifest of a finished run with these settings; None if there is none yet."""
+    if not (out / manifest.NAME).exists():
+        return None
+    m = manifest.read(out)
+    if m.get("fingerprint") != fingerprint:
+        raise MinigptError(
+            f"{out} already holds a finished set of shards made with other settings (see its "
+            f"{manifest.NAME}). Choose another --out, or delete that folder first."
+        )
+    return m
+
+
+def check_fresh(out: Path) -> None:
+    """Refuse to write into a folder holding shards that no unfinished run of ours explains."""
+    if out.exists() and not out.is_dir():
+        raise MinigptError(f"--out {out} exists and is not a folder.")
+    if out.is_dir() and shard_files(out):
+        raise MinigptError(
+            f"{out} already holds shard files ({shard_files(out)[0]}, ...) but no unfinished "
+            "run's state: they were made some other way. Choose an empty --out folder."
+        )
+
+
+def check_same_run(out: Path, state_fingerprint: str, fingerprint: str) -> None:
+    if state_fingerprint != fingerprint:
+        raise MinigptError(
+            f"{out} holds an unfinished run made with other settings (source, inputs, stages, "
+            "tokenizer, shard size or part). Run the same command again to resume it, choose "
+            f"another --out, or delete {out} to start over."
+        )
+
+
+def remove_leftovers(out: Path) -> int:
+    """Delete temporary files a killed run left behind; return how many."""
+    n = 0
+    for folder in (out, checkpoint.folder(out)):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if _TEMP.match(p.name):
+                    p.unlink(missing_ok=True)
+                    n += 1
+    return n
+
+
+def check_written(out: Path, done: list[ShardInfo]) -> None:
+    """The shards an interrupted run finished must still be there, whole."""
+    for s in done:
+        try:
+            n = shards.read_header(out / s.name)
+        except MinigptError as e:
+            n = f"unreadable ({e})"
+        if n != s.tokens:
+            raise MinigptError(
+                f"{out / s.name} was finished by the interrupted run ({s.tokens} tokens) but "
+                f"is now {n if isinstance(n, str) else f'{n} tokens'}. Delete {out} and start "
+                "over."
+            )

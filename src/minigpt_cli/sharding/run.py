@@ -1,0 +1,265 @@
+"""The shard pipeline: source -> stages -> tokenizer -> shard writer -> manifest, resumable.
+
+The main process reads documents in batches and hands them to the worker pool (stateless
+stages + tokenizer); results come back in order, the stateful stages and the funnel are settled
+document by document (mainchain.py), kept documents go to the writer, and after every shard the
+resume state is saved. Everything that decides the output is a function of the input order, so
+the shards are the same for any number of workers, and a resumed run ends byte-identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minigpt_cli.errors import MinigptError
+from minigpt_cli.sharding import charvocab, checkpoint, manifest, outdir
+from minigpt_cli.sharding.chain import build_source, build_stage, is_stateless, resolved_options
+from minigpt_cli.sharding.config import ShardSettings, StageSpec
+from minigpt_cli.sharding.events import (
+    Finished,
+    Listener,
+    Notice,
+    Progress,
+    ShardDone,
+    Started,
+    ignore,
+)
+from minigpt_cli.sharding.funnel import Funnel
+from minigpt_cli.sharding.mainchain import MainChain, Payload
+from minigpt_cli.sharding.reader import Cursor, Reader
+from minigpt_cli.sharding.workers import ChainPool
+from minigpt_cli.sharding.writer import ShardInfo, ShardWriter
+from minigpt_cli.tokenizer import GPT2Tokenizer, tokenizer_from_dict
+
+BATCH_DOCS = 512
+BATCH_CHARS = 1 << 20  # ~1 MB of text per batch: enough to amortize the trip to a worker
+TICK_SECONDS = 0.25
+
+
+def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
+    """Shard ``settings.source`` into ``settings.out``; returns the manifest."""
+    t0 = time.monotonic()
+    out, fp, part = settings.out, settings.output_fingerprint(), settings.part_spec()
+    if (done := outdir.finished(out, fp)) is not None:
+        on_event(Finished(done, out, already_complete=True))
+        return done
+    state = checkpoint.load(out)
+    if state is None:
+        outdir.check_fresh(out)
+    else:
+        outdir.check_same_run(out, state.fingerprint, fp)
+        if state.not_resumable:
+            raise MinigptError(f"The unfinished run in {out} cannot be resumed: "
+                               f"{state.not_resumable}. Delete {out} and start over.")
+    outdir.remove_leftovers(out)
+    specs = stage_specs(settings)
+    if settings.tokenizer == "char" and part.count > 1 and settings.char_vocab is None:
+        raise MinigptError("--tokenizer char with --part needs --char-vocab: every part must "
+                           "use the same vocabulary for the parts to be merged.")
+    tokenizer = _tokenizer(settings, state, specs, on_event)
+    reader = Reader(source_plugin(settings), settings.source, part)
+    stages = [build_stage(s) for s in specs]
+    if state is None:
+        state = checkpoint.State(fp, settings.model_dump(mode="json"), tokenizer.to_dict())
+        state = checkpoint.save(out, state, None)
+    funnel = Funnel.from_dict(state.funnel) if state.funnel else Funnel.for_chain(
+        [(s.name, is_stateless(st), resolved_options(st)) for s, st in zip(specs, stages)])
+    written = [ShardInfo.from_dict(d) for d in state.shards]
+    outdir.check_written(out, written)
+    blob = checkpoint.load_blob(out, state) if state.blob else None
+    for i, stage in (blob.stages.items() if blob else ()):
+        stages[i] = stage  # the stateful stages as they were after the last shard
+    writer = ShardWriter(out, settings.shard_size, part, len(written),
+                         blob.carry if blob else None, blob.carry_docs if blob else 0)
+    main = MainChain(specs, stages, funnel, tokenizer)
+    cursor = Cursor.from_dict(state.cursor)
+    on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
+                     settings.workers, out, len(reader.inputs), len(written), funnel.read))
+    ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
+    with ChainPool(settings.workers, specs, tokenizer.to_dict()) as pool:
+        for cur, tokens in kept_documents(reader, cursor, pool, main, ticker):
+            for info in writer.add(tokens):
+                written.append(info)
+                on_event(ShardDone(info.name, info.tokens, info.documents))
+                state = _save(out, state, written, cur, funnel, reader, writer, main)
+    if (last := writer.finish()) is not None:
+        written.append(last)
+        on_event(ShardDone(last.name, last.tokens, last.documents))
+    ticker.tick(None, force=True)
+    if funnel.kept == 0:
+        checkpoint.remove(out)
+        raise MinigptError(no_documents_message(settings.source, funnel))
+    warnings = []
+    if len(written) == 1 and part.count == 1:
+        warnings.append(f"Only one shard ({written[0].name}, {written[0].tokens} tokens) was "
+                        "written, and shard 0 is the validation shard: there is no training "
+                        "shard. Use a smaller --shard-size.")
+    source_entry = {"name": settings.source, "options": resolved_options(reader.source),
+                    "inputs": len(reader.inputs), "provenance": reader.provenance(state.provenance)}
+    m = manifest.build(tokenizer=tokenizer, shards=written, source=source_entry, funnel=funnel,
+                       settings=settings.model_dump(mode="json") | {"stages": [
+                           s.model_dump() for s in specs]},
+                       fingerprint=fp, shard_size=settings.shard_size,
+                       part={"index": part.index, "count": part.count} if part.count > 1 else None,
+                       warnings=warnings)
+    manifest.write(out, m)
+    checkpoint.remove(out)
+    for w in warnings:
+        on_event(Notice(w))
+    on_event(Finished(m, out, elapsed=time.monotonic() - t0))
+    return m
+
+
+def stage_specs(settings: ShardSettings) -> list[StageSpec]:
+    """The chain: --stage (or the config's stages), else the source's default recipe; then
+    --stage-option on top."""
+    if settings.stages is not None:
+        specs = list(settings.stages)
+    else:
+        try:
+            from minigpt_cli.stages import default_stages
+        except ImportError:
+            default_stages = None
+        specs = [StageSpec(name=n, options=dict(o))
+                 for n, o in (default_stages(settings.source) if default_stages else [])]
+    unknown = set(settings.stage_options) - {s.name for s in specs}
+    if unknown:
+        chain = ", ".join(s.name for s in specs) or "no stages"
+        raise MinigptError(f"--stage-option names stage(s) {', '.join(sorted(unknown))} that "
+                           f"are not in the chain ({chain}).")
+    return [StageSpec(name=s.name, options={**s.options, **settings.stage_options.get(s.name, {})})
+            for s in specs]
+
+
+def source_plugin(settings: ShardSettings):
+    """The source with its options; positional inputs go to its ``inputs`` option."""
+    from minigpt_cli import plugins
+
+    options = dict(settings.options)
+    if settings.inputs:
+        fields = getattr(getattr(plugins.load("source", settings.source), "Options", None),
+                         "model_fields", {})
+        if "inputs" not in fields:
+            raise MinigptError(f"The {settings.source} source takes no inputs on the command "
+                               "line; give its options with --option key=value.")
+        if options.get("inputs"):
+            raise MinigptError("Inputs are given both as arguments and as the inputs option; "
+                               "give them one way.")
+        options["inputs"] = list(settings.inputs)
+    return build_source(settings.source, options)
+
+
+def _tokenizer(settings: ShardSettings, state, specs: list[StageSpec], on_event: Listener):
+    if settings.tokenizer == "gpt2":
+        return GPT2Tokenizer()
+    if state is not None:
+        return tokenizer_from_dict(state.tokenizer)
+    if settings.char_vocab is not None:
+        tok = charvocab.from_file(settings.char_vocab)
+    else:
+        tok = _vocabulary_pass(settings, specs, on_event)
+    if tok.vocab_size > 65536:
+        raise MinigptError(f"The char vocabulary has {tok.vocab_size} entries; shards store "
+                           "token ids as uint16 (at most 65536). Filter the input's characters.")
+    return tok
+
+
+def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: Listener):
+    """First pass for ``--tokenizer char``: every character of the documents the chain keeps."""
+    reader = Reader(source_plugin(settings), settings.source, settings.part_spec())
+    stages = [build_stage(s) for s in specs]
+    funnel = Funnel.for_chain([(s.name, True, {}) for s in specs])
+    main = MainChain(specs, stages, funnel, None)
+    on_event(Started("vocabulary", settings.source, [s.name for s in specs], "char",
+                     settings.workers, settings.out, len(reader.inputs)))
+    ticker = _Ticker("vocabulary", reader, [], funnel, [], on_event)
+    chars: set[str] = set()
+    with ChainPool(settings.workers, specs, None) as pool:
+        for _, found in kept_documents(reader, Cursor(), pool, main, ticker):
+            chars.update(found)  # type: ignore[arg-type]
+    if not chars:
+        raise MinigptError(no_documents_message(settings.source, funnel))
+    return charvocab.from_charsets({"".join(chars)})
+
+
+def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainChain,
+                   ticker: _Ticker) -> Iterator[tuple[Cursor, Payload]]:
+    """Kept documents' payloads in input order, each with the cursor just after it."""
+    for (cursors, docs), res in pool.map(_batches(reader.documents(start)), lambda b: b[1]):
+        if res.lengths is not None:
+            ends = np.cumsum(res.lengths)
+        for i, doc in enumerate(docs):
+            if res.chars is not None:
+                payload: Payload | None = res.chars[i] or None
+            else:
+                payload = res.tokens[ends[i] - res.lengths[i]:ends[i]] if res.lengths[i] else None
+            if (kept := main.settle(doc, i, res, payload)) is not None:
+                yield cursors[i], kept
+        ticker.tick(cursors[-1])
+
+
+def _batches(items: Iterator[tuple[Cursor, Any]]) -> Iterator[tuple[list[Cursor], list]]:
+    cursors, docs, size = [], [], 0
+    for cur, doc in items:
+        cursors.append(cur)
+        docs.append(doc)
+        size += len(doc.text)
+        if len(docs) >= BATCH_DOCS or size >= BATCH_CHARS:
+            yield cursors, docs
+            cursors, docs, size = [], [], 0
+    if docs:
+        yield cursors, docs
+
+
+def _save(out: Path, state, written, cursor: Cursor, funnel: Funnel, reader: Reader,
+          writer: ShardWriter, main: MainChain):
+    state.shards = [s.to_dict() for s in written]
+    state.cursor = cursor.to_dict()
+    state.funnel = funnel.to_dict()
+    state.provenance = state.provenance + [p for p in reader.finished_provenance(cursor)
+                                           if p not in state.provenance]
+    blob = checkpoint.Blob(writer.carry, writer.carry_docs, main.stateful)
+    return checkpoint.save(out, state, blob)
+
+
+def no_documents_message(source: str, funnel: Funnel) -> str:
+    if funnel.read == 0:
+        return (f"The {source} source yielded no documents: its inputs are empty or hold no "
+                "text (see the inputs above). Nothing was written.")
+    drops = "; ".join(f"{r.name} dropped {r.dropped_total}"
+                      f" ({', '.join(f'{k}: {v}' for k, v in r.dropped.items())})"
+                      for r in funnel.rows if r.dropped_total)
+    return (f"No documents were left after filtering: {funnel.read} read; {drops}. Nothing "
+            "was written. Loosen the stages' options (--stage-option) or choose other stages.")
+
+
+class _Ticker:
+    """Progress events, at most every TICK_SECONDS."""
+
+    def __init__(self, phase, reader: Reader, earlier_provenance, funnel: Funnel,
+                 written: list[ShardInfo], on_event: Listener) -> None:
+        self.phase, self.reader, self.earlier = phase, reader, earlier_provenance
+        self.funnel, self.written, self.on_event = funnel, written, on_event
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.inputs_done = 0
+        self.at_start = (funnel.read, funnel.tokens)
+
+    def tick(self, cursor: Cursor | None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < TICK_SECONDS:
+            return
+        self.last = now
+        self.inputs_done = len(self.reader.inputs) if cursor is None else cursor.input
+        provenance = self.reader.provenance(self.earlier)
+        sizes = [p["bytes"] for p in provenance if isinstance(p.get("bytes"), int)]
+        f = self.funnel
+        self.on_event(Progress(self.phase, f.read, f.kept, f.tokens, len(self.written),
+                               self.inputs_done, len(self.reader.inputs),
+                               sum(sizes) if sizes else None, now - self.t0, *self.at_start))

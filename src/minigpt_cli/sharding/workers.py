@@ -1,0 +1,108 @@
+"""Worker processes that run the stateless stages and the tokenizer on batches of documents.
+
+Results come back in submission order and at most ``in_flight`` batches are out at once, so
+memory stays bounded however large the input (``Pool.imap`` would read its whole input ahead).
+Workers are started with ``spawn`` (no fork of a process that may hold threads and locks),
+ignore Ctrl-C (the main process stops them), and leave by themselves when the main process
+dies, even by ``kill -9``. A worker that dies (out of memory, a crashing plugin) fails the run
+with a clear error instead of hanging it (concurrent.futures detects a broken pool).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from minigpt_cli.documents import Document
+from minigpt_cli.errors import MinigptError
+from minigpt_cli.sharding.chain import BatchResult, WorkerChain
+from minigpt_cli.sharding.config import StageSpec
+
+T = TypeVar("T")
+
+_chain: WorkerChain | None = None
+_init_error: BaseException | None = None
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)  # the main process is gone: nobody will read our results
+
+
+def _init(specs: list[StageSpec], tokenizer_dict: dict | None, parent: int) -> None:
+    global _chain, _init_error
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    try:
+        _chain = WorkerChain(specs, tokenizer_dict)
+    except Exception as e:  # noqa: BLE001 -- reported with the first batch, not as a dead pool
+        _init_error = e
+
+
+def _run(docs: list[Document]) -> BatchResult:
+    if _chain is None:
+        raise _init_error or RuntimeError("worker not initialised")
+    return _chain.run(docs)
+
+
+class ChainPool:
+    """``map(batches)`` -> results in order; in-process when ``workers == 0``."""
+
+    def __init__(self, workers: int, specs: list[StageSpec], tokenizer_dict: dict | None):
+        self.workers = workers
+        self._pool = None
+        if workers == 0:
+            self._inline = WorkerChain(specs, tokenizer_dict)
+        else:
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+                initargs=(specs, tokenizer_dict, os.getpid()))
+
+    def map(self, batches: Iterable[T], docs_of: Callable[[T], list[Document]]
+            ) -> Iterator[tuple[T, BatchResult]]:
+        if self._pool is None:
+            for b in batches:
+                yield b, self._inline.run(docs_of(b))
+            return
+        in_flight = 2 * self.workers + 2
+        pending: deque = deque()
+        for b in batches:
+            pending.append((b, self._pool.submit(_run, docs_of(b))))
+            if len(pending) >= in_flight:
+                head, job = pending.popleft()
+                yield head, _result(job)
+        while pending:
+            head, job = pending.popleft()
+            yield head, _result(job)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):  # -> the object itself
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _result(job) -> BatchResult:
+    try:
+        return job.result()
+    except BrokenProcessPool:
+        raise MinigptError(
+            "A tokenizer worker process died (killed for memory, or a plugin crashed it). "
+            "Run again with fewer --workers, or --workers 0 to see the plugin's own error; the "
+            "run resumes from its last finished shard."
+        ) from None
