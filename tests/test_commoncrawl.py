@@ -310,3 +310,42 @@ def test_many_unreadable_inputs_in_a_row_stop_the_run(cc):
         lenient = source(*missing, cc / WHIRL, max_failed_inputs=5, **FAST)
         assert len(list(lenient.documents())) == 1
         assert [p["error_count"] for p in lenient.provenance()] == [1, 1, 1, 1, 0]
+
+
+def test_shard_command_reads_a_crawl_over_http(cc, tmp_path):
+    """End to end: `minigpt shard commoncrawl CRAWL-ID -o ...` against a local data host."""
+    pytest.importorskip("minigpt_cli.commands.shard")
+    import json
+
+    from typer.testing import CliRunner
+
+    from minigpt_cli.cli import app
+
+    crawl = "CC-MAIN-2099-01"
+    paths = [f"crawl-data/{crawl}/segments/{i}/wet/{n}" for i, n in enumerate([ASTHMA, WHIRL])]
+    files = {f"/{p}": (cc / n).read_bytes() for p, n in zip(paths, [ASTHMA, WHIRL])}
+    files[f"/crawl-data/{crawl}/wet.paths.gz"] = gzip.compress("\n".join(paths).encode())
+    with serve(files) as server:
+        server.state.break_after[f"/{paths[0]}"] = 30_000
+        args = [
+            "shard",
+            "commoncrawl",
+            crawl,
+            "--out",
+            str(tmp_path / "out"),
+            "--no-stages",
+            "--workers",
+            "0",
+            "-o",
+            "segments=2",
+            "-o",
+            f"base_url={server.url('/')}",
+            "-o",
+            "backoff=0.01",
+        ]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    (src,) = manifest["sources"]
+    assert [(p["documents"], p["reconnects"]) for p in src["provenance"]] == [(25, 1), (1, 0)]
+    assert (tmp_path / "out" / "val_000000.bin").is_file()
