@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from minigpt_cli import __version__
+from minigpt_cli.commands import hf as hf_cmd
 from minigpt_cli.commands import plugins as plugins_cmd
 from minigpt_cli.commands import sample as sample_cmd
 from minigpt_cli.commands import shard as shard_cmd
@@ -42,6 +43,8 @@ def _command(name: str, fn) -> None:
 _command("sample", sample_cmd.sample)
 _command("shard", shard_cmd.shard)
 _command("plugins", plugins_cmd.plugins)
+_command("import-hf", hf_cmd.import_hf)
+_command("export-hf", hf_cmd.export_hf)
 
 
 def main() -> None:
