@@ -176,8 +176,10 @@ def check_weights_match(config: GPTConfig, state_dict: dict[str, torch.Tensor], 
 
 def build_model(config: GPTConfig, state_dict: dict[str, torch.Tensor], what: str) -> GPT:
     check_weights_match(config, state_dict, what)
-    model = GPT(config)
-    model.load_state_dict(state_dict, strict=False)  # lm_head.weight is tied to wte
+    with torch.device("meta"):  # no time spent drawing random weights that are replaced anyway
+        model = GPT(config)
+    model.load_state_dict(state_dict, strict=False, assign=True)  # TIED is re-tied below
+    model.lm_head.weight = model.transformer.wte.weight  # re-tie after assignment
     return model
 
 
