@@ -9,6 +9,7 @@ import typer
 from minigpt_cli import __version__
 from minigpt_cli.commands import hf as hf_cmd
 from minigpt_cli.commands import plugins as plugins_cmd
+from minigpt_cli.commands import pretrain as pretrain_cmd
 from minigpt_cli.commands import sample as sample_cmd
 from minigpt_cli.commands import shard as shard_cmd
 from minigpt_cli.commands.render import user_errors
@@ -41,6 +42,7 @@ def _command(name: str, fn) -> None:
 
 
 _command("sample", sample_cmd.sample)
+_command("pretrain", pretrain_cmd.pretrain)
 _command("shard", shard_cmd.shard)
 _command("plugins", plugins_cmd.plugins)
 _command("import-hf", hf_cmd.import_hf)

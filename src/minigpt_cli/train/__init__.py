@@ -1,0 +1,13 @@
+"""The one training loop (pretrain and finetune alike) and its parts.
+
+settings  TrainSettings / PretrainSettings (flag > --config TOML > env > default)
+data      a shard folder: manifest, tokenizer, header checks
+loader    the window stream over memory-mapped token arrays, its position resumable
+schedule  learning-rate schedules (warmup + cosine / constant / warmup-stable-decay)
+optim     AdamW parameter groups (decay on >= 2-D weights only)
+guard     the instability guard (non-finite skip, spike rollback)
+state     trainer state and checkpoint folders (safetensors + JSON, no pickle)
+loop      THE loop: knows nothing about the CLI, emits events
+pretrain  builds a run from PretrainSettings and hands it to the loop
+plan      --dry-run: parameters, FLOPs, memory, measured tokens/s, ETA
+"""

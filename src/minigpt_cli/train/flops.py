@@ -1,0 +1,50 @@
+"""FLOPs and model FLOPs utilisation (MFU).
+
+FLOPs per trained token = 6 x (every matmul weight, the tied output layer included: forward is
+2 FLOPs per weight, backward 4) + 12 x n_layer x seq_len x n_embd for attention (QK^T and AV,
+forward and backward; Chowdhery et al. 2022, appendix B). MFU divides the achieved FLOP/s by
+the peak of a large matmul measured on this device in the training dtype.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import torch
+
+from minigpt_cli.model import GPTConfig
+
+
+def matmul_params(config: GPTConfig) -> int:
+    """Weights that take part in a matmul: 12 C^2 per block (qkv 3C^2, proj C^2, MLP 8C^2)
+    and the output layer (padded vocab x C, computed even though tied to the embedding)."""
+    C = config.n_embd
+    return config.n_layer * 12 * C * C + config.padded_vocab_size * C
+
+
+def flops_per_token(config: GPTConfig, seq_len: int) -> float:
+    return 6.0 * matmul_params(config) + 12.0 * config.n_layer * seq_len * config.n_embd
+
+
+@lru_cache(maxsize=8)
+def measure_peak(device_type: str, dtype_name: str, size: int = 0, seconds: float = 0.3) -> float:
+    """FLOP/s of a large square matmul on this device (median over a short burst)."""
+    dtype = getattr(torch, dtype_name)
+    if size == 0:
+        size = 8192 if device_type == "cuda" else 1024
+    device = torch.device(device_type)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device_type == "cuda" else (lambda: None)
+    a @ b  # warm-up
+    sync()
+    times = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 50):
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return 2.0 * size**3 / times[len(times) // 2]

@@ -1,0 +1,312 @@
+"""THE training loop: pretrain and finetune differ only in what they hand it (initial weights,
+data, settings). It knows nothing about the command line: it writes the run folder (rank 0)
+and reports progress as events (events.py).
+
+One optimizer step = ``accum`` micro-batches per process x ``world`` processes. Each
+micro-batch's mean loss is weighted by its share of the step's counted targets (times
+``world``, which DDP divides back out), so the accumulated gradient is exactly the gradient of
+the mean loss over the whole step, masked or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from minigpt_cli.checkpoint import unwrap
+from minigpt_cli.runtime import autocast
+from minigpt_cli.tokenizer import Tokenizer
+from minigpt_cli.train import distributed as D
+from minigpt_cli.train import events as E
+from minigpt_cli.train.faults import parse_faults
+from minigpt_cli.train.flops import flops_per_token, measure_peak
+from minigpt_cli.train.guard import Guard
+from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
+from minigpt_cli.train.metrics import MetricsLog
+from minigpt_cli.train.optim import build_optimizer
+from minigpt_cli.train.schedule import build_schedule
+from minigpt_cli.train.state import TrainerState
+from minigpt_cli.train import checkpoints as C
+
+
+@dataclass
+class RunSpec:
+    """What the loop needs besides the model, the data and the settings."""
+
+    run_dir: Path
+    tokenizer: Tokenizer
+    micro_batch: int
+    seq_len: int
+    accum: int
+    dist: D.Dist
+    dtype: torch.dtype  # compute dtype (autocast); weights stay float32
+    data_id: str | None = None  # manifest hash of the training data
+    extra: dict = field(default_factory=dict)  # stored in every model.safetensors
+    resume: Path | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.micro_batch * self.seq_len * self.accum * self.dist.world
+
+
+class Stop:
+    """SIGINT / SIGTERM: finish the step, save, exit cleanly. A second signal interrupts."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "Stop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, prev in self._previous.items():
+            signal.signal(sig, prev)
+
+
+class Trainer:
+    def __init__(self, model, train: WindowStream, val: ValWindows | None, settings,
+                 spec: RunSpec, listener: E.Listener = E.ignore) -> None:
+        self.s, self.spec, self.emit = settings, spec, listener
+        self.d = spec.dist
+        self.device = spec.dist.device
+        self.raw = unwrap(model).to(self.device)
+        self.train_data, self.val = train, val
+        if settings.activation_checkpointing:
+            self.raw.gradient_checkpointing = True
+        self.raw.train()
+        self.optimizer = build_optimizer(self.raw, settings, self.device)
+        fp16 = spec.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.schedule = build_schedule(settings)
+        self.state = TrainerState(world=self.d.world, tokens_per_step=spec.tokens_per_step,
+                                  seq_len=spec.seq_len, manifest_hash=spec.data_id)
+        self.guard = Guard(settings.guard_spike_factor, settings.guard_spike_steps)
+        self.faults = parse_faults(settings.inject_faults)
+        self.fpt = flops_per_token(self.raw.config, spec.seq_len)
+        self.peak = None
+        self.metrics: MetricsLog | None = None
+        self.last_ckpt: Path | None = None
+        self.model = self.raw
+        if settings.compile:
+            self.model = torch.compile(self.raw)
+        self.model = D.wrap_ddp(self.model, self.d)
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> E.RunFinished:
+        s, spec = self.s, self.spec
+        notes = list(spec.notes)
+        if spec.resume is not None:
+            notes += C.restore(self, spec.resume)
+            self.last_ckpt = spec.resume
+        self.peak = s.peak_flops or measure_peak(self.device.type, str(spec.dtype).split(".")[-1])
+        if self.d.main:
+            spec.run_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics = MetricsLog(spec.run_dir, self.state.step if spec.resume else None,
+                                      s.tensorboard)
+            self._emit(E.RunStarted(spec.run_dir, self.state.step, s.max_steps,
+                                    self.raw.num_params(), spec.tokens_per_step, spec.micro_batch,
+                                    spec.seq_len, spec.accum, self.d.world, str(self.device),
+                                    str(spec.dtype).split(".")[-1], spec.resume, tuple(notes)))
+        reason = "max_steps"
+        t_start, elapsed0 = time.perf_counter(), self.state.elapsed
+        try:
+            with Stop() as stop:
+                while self.state.step < s.max_steps:
+                    step = self.state.step + 1
+                    t0 = time.perf_counter()
+                    loss, norm, skipped, stop_all = self._step(step, stop)
+                    dt = time.perf_counter() - t0
+                    self.state.elapsed = elapsed0 + time.perf_counter() - t_start
+                    self._after_step(step, loss, norm, skipped, dt)
+                    verdict = self._last_verdict
+                    if verdict.rollback:
+                        self._emit_guard(step, "rollback", verdict.reason)
+                        C.rollback(self, step)
+                        continue
+                    if stop_all:
+                        reason = "signal"
+                        break
+                    if self._periodic(step):
+                        reason = "early_stop"
+                        break
+                final_eval = reason != "signal" and self.state.val_loss is None
+                if final_eval and self.val is not None and self.state.step > 0:
+                    self._evaluate(self.state.step)
+                if self.last_ckpt is None or C.step_of(self.last_ckpt) != self.state.step:
+                    C.save(self, "signal" if reason == "signal" else "final")
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+        done = E.RunFinished(self.state.step, reason, spec.run_dir, self.last_ckpt,
+                             self.state.best_val, self.state.best_step, self.state.elapsed)
+        self._emit(done)
+        return done
+
+    def _emit(self, event) -> None:
+        if self.d.main:
+            self.emit(event)
+
+    def _emit_guard(self, step: int, action: str, message: str) -> None:
+        if self.d.main:
+            self.metrics.write({"step": step, "event": action, "message": message})
+        self._emit(E.GuardEvent(step, action, message))
+
+    # -- one optimizer step ----------------------------------------------------------------
+    def _step(self, step: int, stop: Stop):
+        s, spec, d = self.s, self.spec, self.d
+        B, T, A = spec.micro_batch, spec.seq_len, spec.accum
+        refs = self.train_data.take(d.world * A * B)  # (world * accum * B, 2): the whole step
+        micro = step_windows(refs, d.rank, d.world, A, B)
+        total = self._counted(refs)
+        acc = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.state.val_loss = None
+        for a, refs_a in enumerate(micro):
+            batch = self.train_data.gather(refs_a).to(self.device)
+            n = batch.target_count()
+            sync = a == A - 1 or not d.enabled
+            with (contextlib.nullcontext() if sync else self.model.no_sync()):
+                with autocast(self.device, spec.dtype):
+                    logits, loss = self.model(batch.x, batch.y, loss_mask=batch.mask)
+                if n == 0:  # nothing counts here: a zero that still reaches every weight
+                    loss = logits.float().sum() * 0.0
+                loss = self._inject(step, loss)
+                self.scaler.scale(loss * (n * d.world / total)).backward()
+            acc += loss.detach().double() * n
+        fault = self.faults.take("hang", step)
+        if fault is not None:
+            time.sleep(fault.arg or 3600)
+        stop_here = float(stop.requested is not None)  # a signal during this step stops after it
+        loss_sum, stop_votes = D.all_sum(d, [acc.item(), stop_here], self.device)
+        loss_value = loss_sum / total
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)
+        clip = s.grad_clip if s.grad_clip > 0 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip, foreach=True))
+        verdict = self.guard.check(step, loss_value, norm)
+        skipped = not verdict.update
+        if self.scaler.is_enabled() and math.isfinite(loss_value) and not math.isfinite(norm):
+            verdict = type(verdict)(True, False, None)  # the gradient scaler handles overflow
+        self._last_verdict = verdict
+        if verdict.update:
+            lr = self.lr()
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        elif verdict.reason:
+            self._emit_guard(step, "skip", verdict.reason)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step = step
+        self.state.tokens_seen += spec.tokens_per_step
+        return loss_value, norm, skipped, stop_votes > 0
+
+    def lr(self) -> float:
+        return self.schedule.lr(self.state.step) * self.state.lr_scale
+
+    def _counted(self, refs) -> int:
+        """Targets that count in the whole step (every rank's windows)."""
+        if not self.train_data.has_mask:
+            return len(refs) * self.spec.seq_len
+        return max(1, self.train_data.gather(refs).target_count())
+
+    def _inject(self, step: int, loss: torch.Tensor) -> torch.Tensor:
+        if self.faults.faults:
+            if self.faults.take("nan", step):
+                loss = loss * float("nan")
+            spike = self.faults.take("spike", step)
+            if spike is not None:
+                loss = loss * (spike.arg or 10.0)
+        return loss
+
+    def _after_step(self, step, loss, norm, skipped, dt) -> None:
+        if not self.d.main:
+            return
+        tps = self.spec.tokens_per_step / max(dt, 1e-9)
+        mfu = self.fpt * tps / (self.peak * self.d.world) if self.peak else None
+        lr = self.schedule.lr(step - 1) * self.state.lr_scale
+        event = E.StepEvent(step, self.s.max_steps, loss, lr, norm, self.state.tokens_seen, tps,
+                            mfu, self.state.elapsed, dt, skipped)
+        if step % self.s.log_every == 0 or step == self.s.max_steps:
+            rec = {"step": step, "loss": loss, "lr": lr, "grad_norm": norm,
+                   "tokens_seen": self.state.tokens_seen, "tok_per_s": tps, "mfu": mfu,
+                   "elapsed": self.state.elapsed}
+            if skipped:
+                rec["skipped"] = True
+            self.metrics.write(rec)
+        self._emit(event)
+
+    # -- eval, samples, checkpoints --------------------------------------------------------
+    def _periodic(self, step: int) -> bool:
+        """Eval / sample / checkpoint when due; True when early stopping says stop."""
+        s = self.s
+        stop = False
+        ckpt_due = s.checkpoint_every > 0 and step % s.checkpoint_every == 0
+        eval_due = s.eval_every > 0 and step % s.eval_every == 0
+        if self.val is not None and (eval_due or ckpt_due) and step < s.max_steps:
+            stop = self._evaluate(step)
+        if s.sample_every > 0 and step % s.sample_every == 0 and self.d.main:
+            self._sample(step)
+        if ckpt_due and step < s.max_steps:
+            C.save(self, "periodic")
+        return stop
+
+    @torch.no_grad()
+    def _evaluate(self, step: int) -> bool:
+        s, spec = self.s, self.spec
+        self.raw.eval()
+        total, count = 0.0, 0.0
+        for batch in self.val.batches(spec.micro_batch, s.eval_batches, self.d.rank, self.d.world):
+            batch = batch.to(self.device)
+            n = batch.target_count()
+            if n == 0:
+                continue
+            with autocast(self.device, spec.dtype):
+                _, loss = self.raw(batch.x, batch.y, loss_mask=batch.mask)
+            total += float(loss) * n
+            count += n
+        self.raw.train()
+        total, count = D.all_sum(self.d, [total, count], self.device)
+        val = total / max(count, 1.0)
+        st = self.state
+        st.val_loss = val
+        best = st.best_val is None or val < st.best_val
+        if best:
+            st.best_val, st.best_step, st.stale_evals = val, step, 0
+        else:
+            st.stale_evals += 1
+        if self.d.main:
+            self.metrics.write({"step": step, "val_loss": val})
+            self._emit(E.EvalEvent(step, val, best))
+        patience = s.early_stop_patience
+        return patience is not None and st.stale_evals >= patience
+
+    def _sample(self, step: int) -> None:
+        from minigpt_cli.sampling import SamplingParams, generate
+
+        tok = self.spec.tokenizer
+        prompt = tok.encode(self.s.sample_prompt, allow_special=True) if self.s.sample_prompt \
+            else [tok.eot_id]
+        prompt = prompt[-(self.raw.config.block_size - 1):]
+        gen = torch.Generator(device=self.device).manual_seed(self.s.seed + step)  # own RNG
+        params = SamplingParams(self.s.sample_tokens, temperature=1.0, top_k=200)
+        ids = [int(t[0]) for t in generate(self.raw, prompt, params, 1, gen, tok.eot_id)]
+        self.raw.train()
+        ids = [i for i in ids if i != tok.eot_id]
+        self._emit(E.SampleEvent(step, tok.decode(ids)))

@@ -1,0 +1,169 @@
+"""Training settings: what the loop needs (TrainSettings, shared with finetune) and what
+`minigpt pretrain` adds (PretrainSettings). Each field's description is its `--help` text;
+every field is also a key of the ``[pretrain]`` table of a ``--config`` TOML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from minigpt_cli.settings import DeviceSettings
+
+
+class TrainSettings(DeviceSettings):
+    """Settings of the training loop itself (used by pretrain and finetune)."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Compute format: bfloat16 autocast, float16 autocast with a gradient scaler, "
+        "or float32. auto = bfloat16 on CUDA GPUs that support it, else float32. Weights and "
+        "optimizer state stay float32.",
+    )
+    tokens_per_step: int | None = Field(
+        None, ge=1, description="Tokens per optimizer step, across all processes; gradient "
+        "accumulation makes up the difference. Default: one micro-batch per process.",
+    )
+    micro_batch: int | Literal["auto"] = Field(
+        8, description="Sequences per forward pass per process, or auto: the largest that fits "
+        "the device (tokens per step stay fixed).",
+    )
+    seq_len: int | None = Field(
+        None, ge=2, description="Tokens per training sequence. Default: the model's context.",
+    )
+    max_steps: int = Field(1000, ge=1, description="Optimizer steps to train for.")
+    lr: float = Field(6e-4, gt=0, description="Peak learning rate.")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="Floor of the decay as a fraction of --lr (GPT-3: 10%).",
+    )
+    schedule: Literal["cosine", "constant", "wsd"] = Field(
+        "cosine", description="Learning rate after warmup: cosine decay to the floor, constant, "
+        "or warmup-stable-decay (constant, then a linear decay over --decay-steps).",
+    )
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Linear warmup steps. Default: 5% of --max-steps.",
+    )
+    decay_steps: int | None = Field(
+        None, ge=1, description="cosine: the step where the floor is reached (default "
+        "--max-steps); wsd: length of the final decay (default 20% of --max-steps).",
+    )
+    weight_decay: float = Field(0.1, ge=0, description="AdamW decay on >= 2-D weights only.")
+    beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
+    beta2: float = Field(0.95, ge=0, lt=1, description="AdamW beta2.")
+    eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    grad_clip: float = Field(
+        1.0, ge=0, description="Clip the global gradient norm to this (0 = no clipping; the "
+        "norm is logged either way).",
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability while training.")
+    seed: int = Field(1337, description="Seed for weights, data order and dropout.")
+    compile: bool = Field(False, description="torch.compile the model for training.")
+    activation_checkpointing: bool = Field(
+        False, description="Recompute each block's activations in the backward pass: less "
+        "memory, about a third more compute.",
+    )
+    eval_every: int = Field(
+        250, ge=0, description="Validation loss every this many steps (0 = only at the end).",
+    )
+    eval_batches: int = Field(20, ge=1, description="Micro-batches of the val shard per eval.")
+    sample_every: int = Field(500, ge=0, description="Print a sample every this many steps "
+                              "(0 = never).")
+    sample_tokens: int = Field(64, ge=1, description="Tokens per sample.")
+    sample_prompt: str = Field("", description="Prompt of the samples (empty: end-of-text).")
+    checkpoint_every: int = Field(
+        500, ge=0, description="Save a checkpoint every this many steps (0 = only at the end "
+        "and on Ctrl-C / SIGTERM).",
+    )
+    keep_last: int = Field(3, ge=1, description="Checkpoints to keep (plus the best by val).")
+    keep_best: bool = Field(True, description="Also keep the checkpoint with the best val loss.")
+    early_stop_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evals without a better val loss.",
+    )
+    guard_spike_factor: float = Field(
+        2.0, gt=1, description="Instability guard: a loss above this times its running mean "
+        "is a spike.",
+    )
+    guard_spike_steps: int = Field(
+        10, ge=1, description="Instability guard: this many spike steps in a row roll back to "
+        "the last good checkpoint, skip that data and lower the LR.",
+    )
+    guard_lr_factor: float = Field(
+        0.5, gt=0, le=1, description="Instability guard: multiply the LR by this on rollback.",
+    )
+    guard_max_rollbacks: int = Field(
+        5, ge=0, description="Instability guard: stop with an error after this many rollbacks.",
+    )
+    log_every: int = Field(1, ge=1, description="A metrics line every this many steps.")
+    tensorboard: bool = Field(False, description="Also write TensorBoard event files "
+                              "(needs the tensorboard package).")
+    peak_flops: float | None = Field(
+        None, gt=0, description="Peak FLOP/s per device for MFU. Default: measured with a "
+        "large matmul at start-up.",
+    )
+    inject_faults: str | None = Field(
+        None, description="Testing hook: comma-separated KIND@STEP[-END][:ARG] with KIND nan "
+        "(the loss becomes NaN), spike (the loss is multiplied by ARG, default 10) or hang "
+        "(sleep ARG seconds before the update). Each fires once per run.",
+    )
+
+    @field_validator("micro_batch", mode="before")
+    @classmethod
+    def _micro_batch(cls, v):
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be at least 1 or 'auto'")
+        return v
+
+    @field_validator("inject_faults")
+    @classmethod
+    def _faults(cls, v):
+        if v:
+            from minigpt_cli.train.faults import parse_faults
+
+            parse_faults(v)
+        return v
+
+
+class PretrainSettings(TrainSettings):
+    """`minigpt pretrain`: train a GPT-2 preset from scratch on shards."""
+
+    data: Path = Field(description="Folder of shards written by `minigpt shard` "
+                       "(manifest.json, val_000000.bin, train_*.bin).")
+    model: str = Field("gpt2", description="Model preset (gpt2, gpt2-medium, ..., baby, micro, "
+                       "nano).")
+    pad_vocab_to: int | None = Field(
+        None, ge=1, description="Round the embedding table up to a multiple of this (faster "
+        "matmuls). Default: 64 for vocabularies over 1024 ids, else none.",
+    )
+    out: Path = Field(Path("runs/pretrain"), description="Run folder: checkpoints, "
+                      "metrics.jsonl, settings.json.")
+    resume: str | None = Field(
+        None, description="Continue from a checkpoint folder, or 'auto': the newest one in "
+        "--out (a fresh start when there is none).",
+    )
+    dry_run: bool = Field(False, description="Print the plan (parameters, FLOPs, memory, "
+                          "measured tokens/s, ETA, disk) and exit without training.")
+    target_tokens: int | None = Field(
+        None, ge=1, description="Plan: also give the ETA to this many training tokens.",
+    )
+    cost_per_hour: float | None = Field(
+        None, ge=0, description="Plan: price of one device-hour, to estimate the cost.",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        from minigpt_cli.model import PRESETS
+
+        if v not in PRESETS:
+            raise ValueError(f"unknown preset; known presets: {', '.join(PRESETS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _resume(self):
+        if self.resume is not None and not self.resume.strip():
+            raise ValueError("--resume needs a checkpoint folder or 'auto'")
+        return self
