@@ -158,6 +158,13 @@ def test_language_score_threshold_either_side():
     assert above(doc(text)) == Drop("language:low_score")
 
 
+def test_language_max_chars_classifies_a_prefix():
+    text = ENGLISH + "\n" + (GERMAN + " ") * 5
+    assert LanguageFilter(LanguageFilter.Options())(doc(text)) == Drop("language:other")
+    prefix = LanguageFilter(LanguageFilter.Options(max_chars=len(ENGLISH)))
+    assert isinstance(prefix(doc(text)), Document)
+
+
 def test_language_keeps_the_source_language_header():
     d = doc(ENGLISH, language="eng")
     LanguageFilter(LanguageFilter.Options())(d)
@@ -347,8 +354,10 @@ Share on Facebook"""
 
 def test_c4_rewrites_lines_and_keeps_paragraphs():
     c4 = C4LineFilter(C4LineFilter.Options())
-    out = c4(doc(C4_PAGE))
-    assert isinstance(out, Document)
+    page = doc(C4_PAGE, url="u")
+    out = c4(page)
+    assert isinstance(out, Document) and out is not page and out.meta == {"url": "u"}
+    assert page.text == C4_PAGE  # the input is not mutated: the pipeline sees the rewrite
     assert out.text == (
         "This first line is a proper sentence.\n\n"
         "The second paragraph starts here and ends well!\n"
@@ -359,7 +368,8 @@ def test_c4_rewrites_lines_and_keeps_paragraphs():
 def test_c4_line_rules_either_side():
     sentences = "One two three four five. Six seven eight nine ten. Eleven twelve 13 14 15."
     c4 = C4LineFilter(C4LineFilter.Options())
-    assert c4(doc(sentences)).text == sentences  # 3 sentences on one line
+    clean = doc(sentences)
+    assert c4(clean) is clean  # 3 sentences on one line: nothing to rewrite
     assert c4(doc("One two three four five. Six seven eight nine ten.")) == Drop(
         "c4:too_few_sentences")
     four_words = sentences + "\nOne two three four."

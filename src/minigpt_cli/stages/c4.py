@@ -17,6 +17,7 @@ too much text), which is how the default ``commoncrawl`` recipe runs it.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import ClassVar
 
 from pydantic import Field
@@ -33,7 +34,8 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 
 
 class C4LineFilter:
-    """Rewrite ``doc.text`` to its C4-clean lines; drop the page when a page rule fires."""
+    """Keep a page's C4-clean lines (a new Document when any line goes); drop the page when a
+    page rule fires."""
 
     name: ClassVar[str] = "c4"
     stateless: ClassVar[bool] = True
@@ -89,5 +91,6 @@ class C4LineFilter:
         cleaned = "\n".join(kept)
         if o.min_sentences and len(_SENTENCE_END.findall(cleaned)) < o.min_sentences:
             return Drop("c4:too_few_sentences")
-        doc.text = cleaned
-        return doc
+        # A new Document, the input untouched: the pipeline sees the rewrite (and hands the
+        # rewritten text, not the original, to the dedup stages after this one).
+        return doc if cleaned == text else replace(doc, text=cleaned)

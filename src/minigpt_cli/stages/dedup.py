@@ -27,19 +27,27 @@ from minigpt_cli.stages.minhash import MinHasher
 
 _DIGIT = re.compile(r"\d")
 _NON_WORD = re.compile(r"[\W_]+")
-# ASCII fast path: one byte table does the digit and punctuation rules of the regexes above.
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+# One byte table does the digit and punctuation rules for ASCII bytes; bytes >= 128 (UTF-8 of
+# other characters, already folded by the regexes) pass through.
 _ASCII = bytes(
-    ord("0") if chr(b).isdigit() else b if chr(b).isalnum() else ord(" ") for b in range(256)
+    b if b >= 128 or chr(b).isalpha() else ord("0") if chr(b).isdigit() else ord(" ")
+    for b in range(256)
 )
+
+
+def _fold(run: re.Match[str]) -> str:
+    return _NON_WORD.sub(" ", _DIGIT.sub("0", run.group()))
 
 
 def normalized_bytes(text: str) -> bytes:
     """UTF-8 of the text that dedup compares (see the module docstring)."""
     text = text.lower()
-    if text.isascii():
-        return b" ".join(text.encode("ascii").translate(_ASCII).split())
-    text = unicodedata.normalize("NFKC", text).lower()
-    return _NON_WORD.sub(" ", _DIGIT.sub("0", text)).strip().encode("utf-8")
+    if not text.isascii():  # web text: mostly ASCII with a few quotes and dashes
+        if not unicodedata.is_normalized("NFKC", text):  # a quick check; rarely false
+            text = unicodedata.normalize("NFKC", text).lower()
+        text = _NON_ASCII_RUN.sub(_fold, text)
+    return b" ".join(text.encode("utf-8").translate(_ASCII).split())
 
 
 def normalize(text: str) -> str:

@@ -8,7 +8,9 @@ it ran ~3.5x faster than py3langid 0.4 and ~4x faster than lingua 2.1 (all langu
 and it is the model family FineWeb's own threshold of 0.65 was set on.
 
 A language the source recorded under ``meta["language"]`` (Common Crawl's header guess) is
-kept as ``meta["source_language"]`` before the detected one replaces it.
+kept as ``meta["source_language"]`` before the detected one replaces it. The stage annotates
+``doc.meta`` in place and returns the same Document: an annotation, not a rewrite of the text
+(so the shard pipeline ships no copy of it back from its workers).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class LanguageFilter:
         )
         min_score: float = Field(
             0.65, ge=0.0, le=1.0, description="minimum probability of the top language"
+        )
+        max_chars: int | None = Field(
+            None, ge=1, description="classify only the first N characters (faster on long "
+            "pages; default: the whole text, as FineWeb does)",
         )
 
         @field_validator("languages")
@@ -73,7 +79,8 @@ class LanguageFilter:
 
     def __call__(self, doc: Document) -> Document | Drop:
         detector = self._detector or self._load()
-        top = detector.detect(doc.text, model="lite", k=1)[0]  # replaces newlines itself
+        text = doc.text if self.options.max_chars is None else doc.text[: self.options.max_chars]
+        top = detector.detect(text, model="lite", k=1)[0]  # replaces newlines itself
         lang, score = top["lang"], float(top["score"])
         if "language" in doc.meta and "source_language" not in doc.meta:
             doc.meta["source_language"] = doc.meta["language"]
