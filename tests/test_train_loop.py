@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_train_support import char_corpus
 
 from minigpt_cli.model import GPT, preset_config
 from minigpt_cli.tokenizer import CharTokenizer
@@ -19,8 +20,6 @@ from minigpt_cli.train.metrics import read_metrics
 from minigpt_cli.train.schedule import Schedule, build_schedule
 from minigpt_cli.train.settings import TrainSettings
 from minigpt_cli.train.state import list_checkpoints
-
-from test_train_support import char_corpus
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +94,7 @@ def test_masked_accumulation_weights_micro_batches_by_counted_tokens(tmp_path, c
     la = [m["loss"] for m in read_metrics(tmp_path / "acc") if "loss" in m]
     np.testing.assert_allclose(la, lb, rtol=1e-5)
     for k, v in _weights(big).items():
-        torch.testing.assert_close(_weights(acc)[k], v, rtol=1e-4, atol=2e-5)  # Adam steps are ~3e-3
+        torch.testing.assert_close(_weights(acc)[k], v, rtol=1e-4, atol=2e-5)
 
 
 def test_lr_schedules():

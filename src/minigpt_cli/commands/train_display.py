@@ -43,7 +43,7 @@ class TrainDisplay:
         self.progress: Progress | None = None
         self.task = None
 
-    def __enter__(self) -> "TrainDisplay":
+    def __enter__(self) -> TrainDisplay:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -92,7 +92,8 @@ class TrainDisplay:
         self.progress.update(self.task, completed=e.step, stats=stats)
 
     def _on_EvalEvent(self, e) -> None:
-        self._print(f"eval step {e.step} | val_loss {e.val_loss:.4f}" + (" (best)" if e.best else ""))
+        best = " (best)" if e.best else ""
+        self._print(f"eval step {e.step} | val_loss {e.val_loss:.4f}{best}")
 
     def _on_SampleEvent(self, e) -> None:
         self._print(f"sample step {e.step} | " + e.text.replace("\n", "\\n"))
@@ -107,8 +108,9 @@ class TrainDisplay:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-        best = f" | best val_loss {e.best_val:.4f} at step {e.best_step}" if e.best_val is not None \
-            else ""
+        best = ""
+        if e.best_val is not None:
+            best = f" | best val_loss {e.best_val:.4f} at step {e.best_step}"
         why = {"max_steps": "reached --max-steps", "signal": "stopped by a signal, saved",
                "early_stop": "early stop: val loss stopped improving"}.get(e.reason, e.reason)
         self._print(f"done step {e.step} | {why}{best} | checkpoint {e.last_checkpoint} | "

@@ -14,8 +14,15 @@ from minigpt_cli.train import events as E
 from minigpt_cli.train.guard import GuardState
 from minigpt_cli.train.optim import load_optimizer_tensors, optimizer_tensors
 from minigpt_cli.train.state import (
-    STEP_DIR, capture_rng, list_checkpoints, prune, read_optimizer, read_state, restore_rng,
-    step_dir, write_checkpoint,
+    STEP_DIR,
+    capture_rng,
+    list_checkpoints,
+    prune,
+    read_optimizer,
+    read_state,
+    restore_rng,
+    step_dir,
+    write_checkpoint,
 )
 
 

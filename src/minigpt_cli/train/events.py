@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ class RunFinished:
     extra: dict = field(default_factory=dict)
 
 
-Event = RunStarted | StepEvent | EvalEvent | SampleEvent | CheckpointEvent | GuardEvent | RunFinished
+Event = (RunStarted | StepEvent | EvalEvent | SampleEvent | CheckpointEvent | GuardEvent
+         | RunFinished)
 Listener = Callable[[Event], None]
 
 

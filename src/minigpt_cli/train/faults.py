@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass, field
 
 KINDS = ("nan", "spike", "hang")
-_PATTERN = re.compile(r"^(?P<kind>[a-z]+)@(?P<start>\d+)(?:-(?P<end>\d+))?(?::(?P<arg>[0-9.eE+-]+))?$")
+_PATTERN = re.compile(
+    r"^(?P<kind>[a-z]+)@(?P<start>\d+)(?:-(?P<end>\d+))?(?::(?P<arg>[0-9.eE+-]+))?$"
+)
 
 
 @dataclass(frozen=True)

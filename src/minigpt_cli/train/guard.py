@@ -33,7 +33,7 @@ class GuardState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GuardState":
+    def from_dict(cls, d: dict) -> GuardState:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 

@@ -36,7 +36,7 @@ class Batch:
     y: torch.Tensor  # (B, T) targets
     mask: torch.Tensor | None  # (B, T) 1 where the target counts, or None (all count)
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
         m = self.mask.to(device, non_blocking=nb) if self.mask is not None else None
         return Batch(self.x.to(device, non_blocking=nb), self.y.to(device, non_blocking=nb), m)
@@ -143,7 +143,8 @@ class WindowStream(TokenWindows):
         self.position = Position(int(epoch), int(cursor))
 
 
-def step_windows(refs: np.ndarray, rank: int, world: int, accum: int, micro: int) -> list[np.ndarray]:
+def step_windows(refs: np.ndarray, rank: int, world: int, accum: int,
+                 micro: int) -> list[np.ndarray]:
     """Split one step's global windows (world * accum * micro, 2) into this rank's micro-batches:
     rank r takes the r-th contiguous block, so the ranks' parts are disjoint and the step's set
     of windows does not depend on the world size."""

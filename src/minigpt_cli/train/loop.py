@@ -23,6 +23,7 @@ import torch
 from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.runtime import autocast
 from minigpt_cli.tokenizer import Tokenizer
+from minigpt_cli.train import checkpoints as C
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.faults import parse_faults
@@ -33,7 +34,6 @@ from minigpt_cli.train.metrics import MetricsLog
 from minigpt_cli.train.optim import build_optimizer
 from minigpt_cli.train.schedule import build_schedule
 from minigpt_cli.train.state import TrainerState
-from minigpt_cli.train import checkpoints as C
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Stop:
         self.requested: str | None = None
         self._previous: dict = {}
 
-    def __enter__(self) -> "Stop":
+    def __enter__(self) -> Stop:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -171,7 +171,7 @@ class Trainer:
     # -- one optimizer step ----------------------------------------------------------------
     def _step(self, step: int, stop: Stop):
         s, spec, d = self.s, self.spec, self.d
-        B, T, A = spec.micro_batch, spec.seq_len, spec.accum
+        B, A = spec.micro_batch, spec.accum
         refs = self.train_data.take(d.world * A * B)  # (world * accum * B, 2): the whole step
         micro = step_windows(refs, d.rank, d.world, A, B)
         total = self._counted(refs)

@@ -22,7 +22,7 @@ from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import RunSpec, Trainer
 from minigpt_cli.train.plan import Plan, auto_micro_batch, make_plan
 from minigpt_cli.train.settings import PretrainSettings, TrainSettings
-from minigpt_cli.train.state import check_resumable, list_checkpoints
+from minigpt_cli.train.state import check_resumable, list_checkpoints, read_state
 
 SETTINGS_NAME = "settings.json"
 
@@ -59,7 +59,7 @@ def find_resume(resume: str | None, out: Path) -> Path | None:
     return check_resumable(Path(resume))
 
 
-def check_resume_target(folder: Path, config: GPTConfig, data, settings) -> None:
+def check_resume_target(folder: Path, config: GPTConfig, data, settings, seq_len: int) -> None:
     """The checkpoint's model and tokenizer must be this run's (read without its tensors)."""
     ckpt = read_checkpoint(folder, load_tensors=False)
     if ckpt.config != config:
@@ -73,6 +73,16 @@ def check_resume_target(folder: Path, config: GPTConfig, data, settings) -> None
         )
     check_same_tokenizer(ckpt.identity, data.tokenizer.identity(), f"--resume {folder}",
                          f"--data {settings.data}")
+    state = read_state(folder)
+    if state.manifest_hash and state.manifest_hash != data.manifest_hash:
+        raise IncompatibleError(
+            f"--resume {folder} trained on other shards (manifest {state.manifest_hash[:12]}) "
+            f"than --data {settings.data} (manifest {data.manifest_hash[:12]}); its data "
+            "position means nothing there. Resume with the data it trained on, or use a new --out."
+        )
+    if state.seq_len and state.seq_len != seq_len:
+        raise MinigptError(f"--resume {folder} trained with --seq-len {state.seq_len}, not "
+                           f"{seq_len}; resume with --seq-len {state.seq_len}.")
 
 
 @dataclass
@@ -92,7 +102,7 @@ def prepare(s: PretrainSettings, d: D.Dist, listener: E.Listener) -> Prepared:
     check_fits(data, seq_len)
     resume = find_resume(s.resume, s.out)
     if resume is not None:
-        check_resume_target(resume, config, data, s)
+        check_resume_target(resume, config, data, s, seq_len)
     device = d.device
     dtype = compute_dtype(s.dtype, device)
     enable_tf32(device)
@@ -128,8 +138,6 @@ def run_pretrain(s: PretrainSettings, listener: E.Listener = E.ignore) -> E.RunF
         if s.dry_run:
             start = 0
             if prepared.resume is not None:
-                from minigpt_cli.train.state import read_state
-
                 start = read_state(prepared.resume).step
             return make_plan(prepared.trainer, s, start)
         save_settings(s, s.out, d)

@@ -58,7 +58,7 @@ class TrainerState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainerState":
+    def from_dict(cls, d: dict) -> TrainerState:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
