@@ -2,8 +2,12 @@
 
 Every part is verified in full (verify.py), and the parts must agree: same part count with each
 index exactly once, same tokenizer, same settings apart from ``part``. Shards are hard-linked
-into the output folder (copied when it is on another file system) and one manifest describes
-the union: all shards, all sources' provenance, the funnels summed.
+into the output folder (copied when it is on another file system) and renumbered part after
+part -- part 1's shards (``val_000000`` first), then part 2's, ... -- so that reading the merged
+shards in index order reads each part's token stream unbroken (a document that spans two of a
+part's shards is not cut by another part's shard in between). One manifest describes the union:
+all shards (each with the part and name it came from), all sources' provenance, the funnels
+summed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from minigpt_cli import atomic
+from minigpt_cli import atomic, shards
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import manifest, outdir
 from minigpt_cli.sharding.funnel import Funnel
@@ -45,12 +49,17 @@ def merge(parts: list[Path], out: Path,
                                f"`minigpt shard --verify {p}` lists them). Re-run that part.")
     out.mkdir(parents=True, exist_ok=True)
     placed: list[ShardInfo] = []
-    for p, m in zip(parts, manifests):
-        for info in manifest.shard_infos(m):
-            place(p / info.name, out / info.name, info.sha256)
-            placed.append(info)
-    placed.sort(key=lambda s: s.index)
-    merged = union(parts, manifests, placed)
+    origin: list[tuple[int, str]] = []
+    for p, m in sorted(zip(parts, manifests), key=lambda pm: pm[1]["part"]["index"]):
+        for info in sorted(manifest.shard_infos(m), key=lambda s: s.index):
+            index = len(placed)  # each part's shards in a row: documents stay contiguous
+            split = "val" if index == 0 else "train"
+            new = ShardInfo(shards.shard_name(split, index), split, index, info.tokens,
+                            info.documents, info.sha256)
+            place(p / info.name, out / new.name, info.sha256)
+            placed.append(new)
+            origin.append((m["part"]["index"], info.name))
+    merged = union(parts, manifests, placed, origin)
     manifest.write(out, merged)
     return merged
 
@@ -92,8 +101,8 @@ def place(src: Path, dst: Path, sha256: str) -> None:
             shutil.copyfile(src, tmp)
 
 
-def union(parts: list[Path], manifests: list[dict[str, Any]], shards: list[ShardInfo]
-          ) -> dict[str, Any]:
+def union(parts: list[Path], manifests: list[dict[str, Any]], placed: list[ShardInfo],
+          origin: list[tuple[int, str]]) -> dict[str, Any]:
     funnels = [Funnel.from_dict({"read": m["totals"]["documents_read"],
                                  "tokens": m["totals"]["tokens"], "stages": m["stages"]})
                for m in manifests]
@@ -104,8 +113,10 @@ def union(parts: list[Path], manifests: list[dict[str, Any]], shards: list[Shard
     sources = [s | {"part": m["part"]["index"]} for m in manifests for s in m["sources"]]
     fingerprint = hashlib.sha256("".join(sorted(m["fingerprint"] for m in manifests))
                                  .encode()).hexdigest()
-    merged = {**first, "shards": [s.to_dict() for s in shards],
-              "totals": manifest.totals(shards, funnel), "sources": sources,
+    entries = [s.to_dict() | {"part": part, "part_name": name}
+               for s, (part, name) in zip(placed, origin)]
+    merged = {**first, "shards": entries,
+              "totals": manifest.totals(placed, funnel), "sources": sources,
               "stages": funnel.to_dict()["stages"], "part": None,
               "settings": _shared_settings(first), "fingerprint": fingerprint,
               "warnings": [w for m in manifests for w in m.get("warnings", [])],

@@ -3,8 +3,9 @@
 As in build-nanogpt: shard 0 is the validation shard, every shard but the last holds exactly
 ``shard_size`` tokens, and documents may span shards. A shard's document count is the number of
 documents that *start* in it -- the number of ``<|endoftext|>`` tokens it holds, which is what
-``--verify`` counts. With ``--part i/N`` the k-th shard of part i gets the global index
-``k * N + (i - 1)``: names never collide across parts and only part 1 writes ``val_000000``.
+``--verify`` counts. With ``--part i/N`` the k-th shard of part i gets the index
+``k * N + (i - 1)``: names never collide across parts and only part 1 writes ``val_000000``
+(``--merge`` then renumbers them so that each part's shards are consecutive).
 """
 
 from __future__ import annotations
