@@ -57,7 +57,8 @@ class MinHasher:
         return self._pow, self._pow_inv
 
     def shingles(self, text: bytes) -> np.ndarray:
-        """(S,) distinct uint64 hashes of the word ``ngram``-grams of ``text``.
+        """(S,) uint64 hashes of the word ``ngram``-grams of ``text``, in order (a repeated
+        shingle repeats: the minimum does not care, and a sort to drop them costs more).
 
         ``text`` is normalized UTF-8: words separated by single spaces, no leading or trailing
         space. A text shorter than ``ngram`` words is one shingle; an empty text has none.
@@ -77,7 +78,7 @@ class MinHasher:
         k = min(self.ngram, len(starts))
         s, e = starts[: len(starts) - k + 1], ends[k - 1 :]  # (S,) shingle byte spans
         hashes = (prefix[e] - prefix[s]) * pw[e - 1]
-        return np.unique(mix64(hashes))
+        return mix64(hashes)
 
     def signature(self, text: bytes) -> np.ndarray:
         """(num_perm,) uint32 MinHash signature of ``text``'s shingles (all ones if none)."""
