@@ -34,8 +34,10 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 
 
 class C4LineFilter:
-    """Keep a page's C4-clean lines (a new Document when any line goes); drop the page when a
-    page rule fires."""
+    """C4's line filters: keep a page's clean lines, or drop the page when a page rule fires.
+
+    A rewritten page is a new Document; the input is never mutated.
+    """
 
     name: ClassVar[str] = "c4"
     stateless: ClassVar[bool] = True

@@ -37,8 +37,8 @@ class GopherQuality:
     class Options(PluginOptions):
         min_words: int = Field(50, ge=0, description="fewest words")
         max_words: int = Field(100_000, ge=0, description="most words")
-        min_mean_word_length: float = Field(3.0, ge=0, description="characters")
-        max_mean_word_length: float = Field(10.0, ge=0, description="characters")
+        min_mean_word_length: float = Field(3.0, ge=0, description="shortest mean word, chars")
+        max_mean_word_length: float = Field(10.0, ge=0, description="longest mean word, chars")
         max_symbol_word_ratio: float = Field(
             0.1, ge=0, description="most '#' per word, and most ellipses per word"
         )

@@ -27,8 +27,10 @@ _CODE = re.compile(r"^[a-z]{2,3}$")  # LID-176 labels: ISO 639-1 codes, or 639-2
 
 
 class LanguageFilter:
-    """Keep documents whose most likely language is one of ``languages`` with a score of at
-    least ``min_score``; record ``language`` and ``language_score`` in ``doc.meta``."""
+    """Keep documents in the listed languages (fastText LID-176 probability >= min_score).
+
+    Records ``language`` and ``language_score`` in ``doc.meta``.
+    """
 
     name: ClassVar[str] = "language"
     stateless: ClassVar[bool] = True

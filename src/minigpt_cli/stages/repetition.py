@@ -105,10 +105,18 @@ class GopherRepetition:
     stateless: ClassVar[bool] = True
 
     class Options(PluginOptions):
-        max_dup_line_fraction: float = Field(0.30, ge=0, le=1)
-        max_dup_line_char_fraction: float = Field(0.20, ge=0, le=1)
-        max_dup_paragraph_fraction: float = Field(0.30, ge=0, le=1)
-        max_dup_paragraph_char_fraction: float = Field(0.20, ge=0, le=1)
+        max_dup_line_fraction: float = Field(
+            0.30, ge=0, le=1, description="largest share of lines repeating an earlier line"
+        )
+        max_dup_line_char_fraction: float = Field(
+            0.20, ge=0, le=1, description="largest share of line characters in repeated lines"
+        )
+        max_dup_paragraph_fraction: float = Field(
+            0.30, ge=0, le=1, description="largest share of paragraphs repeating an earlier one"
+        )
+        max_dup_paragraph_char_fraction: float = Field(
+            0.20, ge=0, le=1, description="largest share of characters in repeated paragraphs"
+        )
         max_top_ngram_share: dict[int, float] = Field(
             default_factory=lambda: dict(_TOP), description="n -> largest top n-gram share"
         )
