@@ -524,3 +524,27 @@ def test_common_crawl_wet_samples_through_the_default_recipe(shared_data):
     assert aragonese.meta["source_language"] == "spa" and aragonese.meta["language"] != "en"
     assert all(d.meta["language"] == "en" and d.meta["language_score"] >= 0.65 for d in kept)
     assert all("{" not in d.text for d in kept)
+
+
+def test_shard_pipeline_dedups_the_text_c4_rewrote(tmp_path):
+    """Through `minigpt shard` with worker processes: two pages that differ only in cookie
+    boilerplate are one page after c4, and exact_dedup (in the main process) sees that."""
+    from typer.testing import CliRunner
+
+    from minigpt_cli.cli import app
+
+    body = "One two three four five. Six seven eight nine ten. Eleven twelve 13 14 15."
+    pages = [body + "\nWe use cookies on this site, see our cookie policy.",
+             "This site uses cookies to track every visitor you see.\n" + body,
+             "A different page entirely, with its own words. It has three sentences too. Yes it does."]
+    src = tmp_path / "pages.jsonl"
+    src.write_text("".join(json.dumps({"text": p}) + "\n" for p in pages))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["shard", "jsonl", str(src), "--out", str(out),
+                                      "--stage", "c4", "--stage", "exact_dedup",
+                                      "--workers", "2", "--shard-size", "1000"])
+    assert result.exit_code == 0, result.output
+    stages = {s["name"]: s for s in json.loads((out / "manifest.json").read_text())["stages"]}
+    assert stages["c4"]["modified"] == 2
+    assert stages["exact_dedup"]["dropped"] == {"exact_dedup:duplicate": 1}
+    assert stages["exact_dedup"]["kept"] == 2
