@@ -24,23 +24,24 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_path(folder: Path) -> None:
+    """fsync a file or folder by path (a folder's fsync makes a rename in it durable)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

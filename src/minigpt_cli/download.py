@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from minigpt_cli.atomic import fsync_path
 from minigpt_cli.remote import (
     CHUNK,
     DownloadError,
@@ -97,7 +98,7 @@ def download(
                 url,
             )
         os.replace(part, dest)
-    _sync_folder(dest.parent)
+    fsync_path(dest.parent)
     return dest
 
 
@@ -109,14 +110,3 @@ def _lock(f) -> None:
     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
 
 
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from minigpt_cli.atomic import current_umask, fsync_path
 from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.hf.read import CONFIG_NAME, CONV1D, WEIGHTS_NAME
@@ -124,17 +125,17 @@ def write_folder(out: Path, fill: Callable[[Path], None], force: bool = False) -
     old = None
     try:
         fill(tmp)
-        mask = _umask()  # mkdtemp makes 0700 and safetensors 0600: give the usual modes
+        mask = current_umask()  # mkdtemp makes 0700 and safetensors 0600: give the usual modes
         for file in tmp.iterdir():
             os.chmod(file, 0o666 & ~mask)
-            _fsync(file, os.O_RDONLY)
+            fsync_path(file)
         os.chmod(tmp, 0o777 & ~mask)
-        _fsync(tmp, os.O_RDONLY)
+        fsync_path(tmp)
         if out.is_dir():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
             os.replace(out, old)  # old is empty, so the rename may replace it
         os.replace(tmp, out)
-        _fsync(out.parent, os.O_RDONLY)
+        fsync_path(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not out.exists():
@@ -148,23 +149,6 @@ def write_folder(out: Path, fill: Callable[[Path], None], force: bool = False) -
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path: Path, flags: int) -> None:
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_json(path: Path, obj: Any) -> None:
