@@ -55,6 +55,25 @@ def test_text_source_to_llmc_shards(nietzsche, tmp_path):
     assert not (out / ".shard-progress").exists()
 
 
+def test_events_report_progress_shards_and_bytes(nietzsche, tmp_path):
+    from minigpt_cli.sharding import events
+    from minigpt_cli.sharding.config import ShardSettings
+    from minigpt_cli.sharding.run import run
+
+    seen = []
+    files = [nietzsche / "we_philologists.txt", nietzsche / "the_antichrist.txt"]
+    m = run(ShardSettings(source="text", inputs=[str(f) for f in files], out=tmp_path / "o",
+                          shard_size=50_000, workers=0), seen.append)
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds[0] == "Started" and kinds[-1] == "Finished" and "Progress" in kinds
+    assert [e.name for e in seen if isinstance(e, events.ShardDone)] == \
+        [s["name"] for s in m["shards"]]
+    last = [e for e in seen if isinstance(e, events.Progress)][-1]
+    size = sum(f.stat().st_size for f in files)
+    assert (last.inputs_done, last.inputs_total, last.documents, last.kept) == (2, 2, 2, 2)
+    assert last.bytes_read == last.bytes_total == size and last.tokens == m["totals"]["tokens"]
+
+
 def test_same_shards_whatever_the_worker_count(fineweb, tmp_path):
     runs = {}
     for workers in (0, 2):

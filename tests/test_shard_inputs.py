@@ -31,6 +31,9 @@ def test_invalid_utf8_is_replaced_and_counted_or_refused(tmp_path):
             "-j", 0)
     assert r.exit_code == 2 and "a.txt holds bytes that are not UTF-8" in r.flat
     assert not list((tmp_path / "strict").glob("*.bin"))
+    r = cli("shard", "text", src, "--out", tmp_path / "strict", "-o", "encoding_errors=replace",
+            "-j", 0)  # nothing was written yet: other settings simply start over
+    assert r.exit_code == 0 and manifest(tmp_path / "strict")["totals"]["documents_kept"] == 2
     r = cli("shard", "text", src, "--out", tmp_path / "skip", "-o", "encoding_errors=skip",
             "-j", 0)
     assert r.exit_code == 0 and manifest(tmp_path / "skip")["totals"]["documents_kept"] == 1

@@ -68,11 +68,21 @@ def test_resume_after_an_interruption_is_byte_identical(shared_data, tmp_path):
         run(settings(half).model_copy(update={"shard_size": 9_000}))
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+def _descendants(pid: int) -> list[int]:
+    """Children, grandchildren... of pid (workers may hang off a forkserver)."""
+    parents = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                parents[int(d)] = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1]
+                                      .split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [p for p, pp in parents.items() if pp in frontier]
+        found += frontier
+    return found
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -93,10 +103,10 @@ def test_kill_9_then_same_command_continues_to_identical_shards(shared_data, tmp
     workers: list[int] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        workers = [c for c in _children(proc.pid) if c not in workers] + workers
+        workers = [c for c in _descendants(proc.pid) if c not in workers] + workers
         if state.exists() and len(json.loads(state.read_text() or "{}").get("shards", [])) >= 5:
             break
-        time.sleep(0.005)
+        time.sleep(0.01)
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -85,11 +85,23 @@ def stats_line(e) -> str:
     if e.phase == "shards":
         parts += [f"{_si(e.tokens)} tok", f"{_si(toks / t)} tok/s", f"{e.shards} shards"]
     if e.bytes_read is not None:
-        parts.append(f"{_si(e.bytes_read)}B read")
-    done_now = e.inputs_done
-    if e.inputs_total > 1 and 0 < done_now < e.inputs_total:
-        parts.append(f"ETA {_duration(e.elapsed * (e.inputs_total - done_now) / done_now)}")
+        parts.append(f"{_si(e.bytes_read)}B read" + (f" of {_si(e.bytes_total)}B"
+                                                      if e.bytes_total else ""))
+    if e.bytes_downloaded:
+        parts.append(f"{_si(e.bytes_downloaded)}B downloaded")
+    if (eta := _eta(e)) is not None:
+        parts.append(f"ETA {_duration(eta)}")
     return "  ".join(parts)
+
+
+def _eta(e) -> float | None:
+    """Seconds left: by bytes when the total is known, else by inputs when there are several."""
+    if e.bytes_total and e.bytes_read is not None and e.bytes_read > e.bytes_at_start:
+        rate = (e.bytes_read - e.bytes_at_start) / max(e.elapsed, 1e-6)
+        return max(e.bytes_total - e.bytes_read, 0) / rate
+    if e.inputs_total > 1 and 0 < e.inputs_done < e.inputs_total:
+        return e.elapsed * (e.inputs_total - e.inputs_done) / e.inputs_done
+    return None
 
 
 def finished(e) -> None:

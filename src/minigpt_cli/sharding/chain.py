@@ -116,12 +116,10 @@ def changed(before: Document, after: Document) -> bool:
 class WorkerChain:
     """The stateless part of the chain plus the tokenizer, as run inside a worker."""
 
-    def __init__(self, specs: list[StageSpec], tokenizer_dict: dict | None) -> None:
-        from minigpt_cli.tokenizer import tokenizer_from_dict
-
+    def __init__(self, specs: list[StageSpec], tokenizer) -> None:
         self.stages = [build_stage(s) for s in specs]
         self.names = [s.name for s in specs]
-        self.tokenizer = tokenizer_from_dict(tokenizer_dict) if tokenizer_dict else None
+        self.tokenizer = tokenizer  # None: the vocabulary pass, collecting characters
 
     def run(self, docs: list[Document]) -> BatchResult:
         res = BatchResult()

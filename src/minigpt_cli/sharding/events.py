@@ -30,10 +30,13 @@ class Progress:
     shards: int
     inputs_done: int
     inputs_total: int
-    bytes_read: int | None  # as the source reports it in its provenance ("bytes")
+    bytes_read: int | None  # as the source reports it (progress() or provenance "bytes")
     elapsed: float  # seconds in this run
     documents_at_start: int = 0  # what the resumed run had already done
     tokens_at_start: int = 0
+    bytes_at_start: int = 0
+    bytes_downloaded: int | None = None  # this run, when the source downloads
+    bytes_total: int | None = None  # when the source knows it (local files): ETA by bytes
 
 
 @dataclass(frozen=True)

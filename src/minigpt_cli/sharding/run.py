@@ -40,6 +40,7 @@ from minigpt_cli.tokenizer import GPT2Tokenizer, tokenizer_from_dict
 BATCH_DOCS = 512
 BATCH_CHARS = 1 << 20  # ~1 MB of text per batch: enough to amortize the trip to a worker
 TICK_SECONDS = 0.25
+BYTES_SECONDS = 2.0
 
 
 def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
@@ -50,6 +51,9 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
         on_event(Finished(done, out, already_complete=True))
         return done
     state = checkpoint.load(out)
+    if state is not None and not state.shards and state.fingerprint != fp:
+        checkpoint.remove(out)  # nothing was written yet: other settings simply start over
+        state = None
     if state is None:
         outdir.check_fresh(out)
     else:
@@ -82,7 +86,7 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
     on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
                      settings.workers, out, len(reader.inputs), len(written), funnel.read))
     ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
-    with ChainPool(settings.workers, specs, tokenizer.to_dict()) as pool:
+    with ChainPool(settings.workers, specs, tokenizer) as pool:
         for cur, tokens in kept_documents(reader, cursor, pool, main, ticker):
             for info in writer.add(tokens):
                 written.append(info)
@@ -222,8 +226,9 @@ def _save(out: Path, state, written, cursor: Cursor, funnel: Funnel, reader: Rea
     state.shards = [s.to_dict() for s in written]
     state.cursor = cursor.to_dict()
     state.funnel = funnel.to_dict()
+    known = {p.get("input") for p in state.provenance}
     state.provenance = state.provenance + [p for p in reader.finished_provenance(cursor)
-                                           if p not in state.provenance]
+                                           if p.get("input") not in known]
     blob = checkpoint.Blob(writer.carry, writer.carry_docs, main.stateful)
     return checkpoint.save(out, state, blob)
 
@@ -247,7 +252,10 @@ class _Ticker:
         self.phase, self.reader, self.earlier = phase, reader, earlier_provenance
         self.funnel, self.written, self.on_event = funnel, written, on_event
         self.t0 = time.monotonic()
-        self.last = 0.0
+        self.last = self.last_bytes = 0.0
+        self.earlier_bytes = sum(p["bytes"] for p in earlier_provenance
+                                 if isinstance(p.get("bytes"), int))
+        self.bytes: tuple[int | None, int | None, int | None] = (None, None, None)
         self.inputs_done = 0
         self.at_start = (funnel.read, funnel.tokens)
 
@@ -257,9 +265,24 @@ class _Ticker:
             return
         self.last = now
         self.inputs_done = len(self.reader.inputs) if cursor is None else cursor.input
-        provenance = self.reader.provenance(self.earlier)
-        sizes = [p["bytes"] for p in provenance if isinstance(p.get("bytes"), int)]
+        if force or now - self.last_bytes > BYTES_SECONDS:
+            self.last_bytes = now
+            self.bytes = self._bytes()
         f = self.funnel
+        read, downloaded, total = self.bytes
         self.on_event(Progress(self.phase, f.read, f.kept, f.tokens, len(self.written),
-                               self.inputs_done, len(self.reader.inputs),
-                               sum(sizes) if sizes else None, now - self.t0, *self.at_start))
+                               self.inputs_done, len(self.reader.inputs), read,
+                               now - self.t0, *self.at_start, self.earlier_bytes, downloaded,
+                               total))
+
+    def _bytes(self) -> tuple[int | None, int | None, int | None]:
+        """(read, downloaded, total): from the source's optional progress(), else from the
+        "bytes" of its provenance entries (O(inputs), hence not on every tick)."""
+        progress = getattr(self.reader.source, "progress", None)
+        snap = progress() if callable(progress) else None
+        if snap is not None and isinstance(getattr(snap, "bytes_read", None), int):
+            return (self.earlier_bytes + snap.bytes_read, getattr(snap, "bytes_downloaded", None),
+                    getattr(snap, "bytes_total", None))
+        sizes = [p["bytes"] for p in self.reader.provenance(self.earlier)
+                 if isinstance(p.get("bytes"), int)]
+        return (sum(sizes) if sizes else None), None, None

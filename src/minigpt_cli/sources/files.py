@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
@@ -107,6 +108,7 @@ class FileSource:
         self.options = options
         self._inputs = expand_inputs(list(options.inputs), list(options.suffixes), self.name)
         self._provenance: dict[str, dict[str, Any]] = {}
+        self._total: int | None = None
 
     def inputs(self) -> list[str]:
         return list(self._inputs)
@@ -126,6 +128,22 @@ class FileSource:
 
     def provenance(self) -> list[dict[str, Any]]:
         return [dict(p) for p in self._provenance.values()]
+
+    def progress(self) -> Progress:
+        """Bytes read so far; the total when every input is a plain file (ETA by bytes)."""
+        if self._total is None:
+            plain = all(not p.endswith((".gz", ".parquet")) and os.path.isfile(p)
+                        for p in self._inputs)
+            self._total = sum(os.path.getsize(p) for p in self._inputs) if plain else 0
+        return Progress(sum(p.get("bytes", 0) for p in self._provenance.values()),
+                        self._total or None)
+
+
+@dataclass(frozen=True)
+class Progress:
+    bytes_read: int
+    bytes_total: int | None
+    bytes_downloaded: int | None = None
 
 
 class TextOptions(FilesOptions):

@@ -48,6 +48,7 @@ class FineWebSource(FileSource):
             self._inputs = [(f"{HUB_PREFIX}{options.dataset}/{options.subset or 'default'}"
                             f"/{options.split}")]
             self._provenance = {}
+            self._total = None
         else:
             super().__init__(options)
 
