@@ -7,9 +7,12 @@ from typing import Annotated
 import typer
 
 from minigpt_cli import __version__
+from minigpt_cli.commands import eval as eval_cmd
 from minigpt_cli.commands import hf as hf_cmd
+from minigpt_cli.commands import make_math as make_math_cmd
 from minigpt_cli.commands import plugins as plugins_cmd
 from minigpt_cli.commands import pretrain as pretrain_cmd
+from minigpt_cli.commands import report as report_cmd
 from minigpt_cli.commands import sample as sample_cmd
 from minigpt_cli.commands import shard as shard_cmd
 from minigpt_cli.commands.render import user_errors
@@ -44,9 +47,12 @@ def _command(name: str, fn) -> None:
 _command("sample", sample_cmd.sample)
 _command("pretrain", pretrain_cmd.pretrain)
 _command("shard", shard_cmd.shard)
+_command("make-math", make_math_cmd.make_math)
 _command("plugins", plugins_cmd.plugins)
 _command("import-hf", hf_cmd.import_hf)
 _command("export-hf", hf_cmd.export_hf)
+_command("eval", eval_cmd.eval_cmd)
+_command("report", report_cmd.report)
 
 
 def main() -> None:
