@@ -4,6 +4,7 @@ without a loss mask), the LR schedules, the loader's order, the instability guar
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -186,3 +187,31 @@ def test_guard_rolls_back_a_sustained_spike(tmp_path, corpus):
     assert [k for k, _ in list_checkpoints(tmp_path)] == [10, 15, 18]
     lines = [m for m in read_metrics(tmp_path) if m.get("event")]
     assert [m["event"] for m in lines] == ["rollback", "rollback-done"]
+
+
+def test_activation_checkpointing_gives_the_same_training(tmp_path, corpus):
+    tok, ids = corpus
+    plain = make_trainer(tmp_path / "plain", tok, ids, val=False, max_steps=4)
+    plain.run()
+    ckpt = make_trainer(tmp_path / "ckpt", tok, ids, val=False, max_steps=4,
+                        activation_checkpointing=True)
+    assert ckpt.raw.gradient_checkpointing
+    ckpt.run()
+    la = [m["loss"] for m in read_metrics(tmp_path / "plain") if "loss" in m]
+    lb = [m["loss"] for m in read_metrics(tmp_path / "ckpt") if "loss" in m]
+    np.testing.assert_allclose(lb, la, rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MINIGPT_SLOW_TESTS"),
+                    reason="torch.compile takes minutes on a loaded 2-core CPU; set "
+                    "MINIGPT_SLOW_TESTS=1 to run it")
+def test_compiled_training_with_eval_and_samples_in_the_loop(tmp_path, corpus):
+    tok, ids = corpus
+    events = []
+    tr = make_trainer(tmp_path, tok, ids, events=events, max_steps=4, compile=True,
+                      eval_every=2, sample_every=2, checkpoint_every=2)
+    tr.run()
+    assert [e.step for e in events if isinstance(e, E.EvalEvent)] == [2, 4]
+    assert [e.step for e in events if isinstance(e, E.SampleEvent)] == [2, 4]
+    assert [k for k, _ in list_checkpoints(tmp_path)] == [2, 4]

@@ -3,6 +3,7 @@ torchrun). Every flag is also a key of the [pretrain] table of a --config TOML f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -113,6 +114,8 @@ def pretrain(
 
     with TrainDisplay() as display:
         result = run_pretrain(s, display)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     if isinstance(result, Plan):
         display.console.print(plan_table(result))
     elif result.reason == "signal":

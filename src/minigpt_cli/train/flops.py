@@ -48,3 +48,13 @@ def measure_peak(device_type: str, dtype_name: str, size: int = 0, seconds: floa
         times.append(time.perf_counter() - t0)
     times.sort()
     return 2.0 * size**3 / times[len(times) // 2]
+
+
+def device_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """The MFU denominator: the faster of a float32 matmul and one in the training dtype (a CPU
+    without native bfloat16 runs bf16 matmuls slower than float32; the peak is what the
+    hardware can do, not what one format gets)."""
+    fp32 = measure_peak(device.type, "float32")
+    if dtype == torch.float32:
+        return fp32
+    return max(fp32, measure_peak(device.type, str(dtype).removeprefix("torch.")))

@@ -21,16 +21,17 @@ from pathlib import Path
 import torch
 
 from minigpt_cli.checkpoint import unwrap
+from minigpt_cli.errors import MinigptError
 from minigpt_cli.runtime import autocast
 from minigpt_cli.tokenizer import Tokenizer
 from minigpt_cli.train import checkpoints as C
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.faults import parse_faults
-from minigpt_cli.train.flops import flops_per_token, measure_peak
+from minigpt_cli.train.flops import device_peak, flops_per_token
 from minigpt_cli.train.guard import Guard
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
-from minigpt_cli.train.metrics import MetricsLog
+from minigpt_cli.train.metrics import MetricsLog, check_tensorboard
 from minigpt_cli.train.optim import build_optimizer
 from minigpt_cli.train.schedule import build_schedule
 from minigpt_cli.train.state import TrainerState
@@ -58,7 +59,9 @@ class RunSpec:
 
 
 class Stop:
-    """SIGINT / SIGTERM: finish the step, save, exit cleanly. A second signal interrupts."""
+    """SIGINT / SIGTERM: finish the step, save, exit cleanly. A second Ctrl-C interrupts at once
+    (a SIGTERM after a Ctrl-C does not: torchrun forwards one to its workers, which already
+    got the terminal's SIGINT)."""
 
     def __init__(self) -> None:
         self.requested: str | None = None
@@ -71,9 +74,10 @@ class Stop:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested is not None:
+        name = signal.Signals(signum).name
+        if self.requested == "SIGINT" and name == "SIGINT":
             raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+        self.requested = self.requested or name
 
     def __exit__(self, *exc) -> None:
         for sig, prev in self._previous.items():
@@ -89,7 +93,12 @@ class Trainer:
         self.raw = unwrap(model).to(self.device)
         self.train_data, self.val = train, val
         if settings.activation_checkpointing:
+            if not hasattr(type(self.raw), "gradient_checkpointing"):
+                raise MinigptError("--activation-checkpointing: this model class does not "
+                                   "support it (no gradient_checkpointing switch).")
             self.raw.gradient_checkpointing = True
+        if settings.tensorboard:
+            check_tensorboard()
         self.raw.train()
         self.optimizer = build_optimizer(self.raw, settings, self.device)
         fp16 = spec.dtype == torch.float16
@@ -115,7 +124,7 @@ class Trainer:
         if spec.resume is not None:
             notes += C.restore(self, spec.resume)
             self.last_ckpt = spec.resume
-        self.peak = s.peak_flops or measure_peak(self.device.type, str(spec.dtype).split(".")[-1])
+        self.peak = s.peak_flops or device_peak(self.device, spec.dtype)
         if self.d.main:
             spec.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics = MetricsLog(spec.run_dir, self.state.step if spec.resume else None,

@@ -26,12 +26,7 @@ class MetricsLog:
         self._file = open(self.path, "a", encoding="utf-8", buffering=1)
         self._tb = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise MinigptError("--tensorboard needs the tensorboard package: "
-                                   "pip install tensorboard.") from None
-            self._tb = SummaryWriter(str(run / "tensorboard"))
+            self._tb = check_tensorboard()(str(run / "tensorboard"))
 
     def _truncate_after(self, step: int) -> None:
         """A resumed run replays the steps after its checkpoint: drop their old lines."""
@@ -58,6 +53,16 @@ class MetricsLog:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def check_tensorboard():
+    """The SummaryWriter class, or a MinigptError saying what to install."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise MinigptError("--tensorboard needs the tensorboard package: "
+                           "pip install tensorboard (or leave --tensorboard off).") from None
+    return SummaryWriter
 
 
 def read_metrics(run: Path) -> list[dict]:

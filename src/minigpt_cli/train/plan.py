@@ -17,7 +17,7 @@ import torch
 from minigpt_cli.model import GPT, GPTConfig
 from minigpt_cli.runtime import autocast
 from minigpt_cli.train.batching import micro_batch_candidates
-from minigpt_cli.train.flops import flops_per_token, measure_peak
+from minigpt_cli.train.flops import device_peak, flops_per_token
 
 
 def estimate_memory(config: GPTConfig, params: int, micro_batch: int, seq_len: int,
@@ -144,7 +144,7 @@ def make_plan(trainer, settings, start_step: int) -> Plan:
     dtype_name = str(spec.dtype).split(".")[-1]
     step_s = measure_step(trainer)
     tok_s = tps / step_s
-    peak = settings.peak_flops or measure_peak(trainer.device.type, dtype_name)
+    peak = settings.peak_flops or device_peak(trainer.device, spec.dtype)
     fpt = flops_per_token(raw.config, spec.seq_len)
     mfu = fpt * tok_s / (peak * spec.dist.world) if peak else None
     remaining = max(0, settings.max_steps - start_step)

@@ -130,7 +130,7 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
             old = run / f".{final.name}.old-{os.getpid()}"
             os.replace(final, old)
         os.replace(tmp, final)
-        atomic._fsync_dir(run)
+        atomic.fsync_path(run)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -1,0 +1,244 @@
+"""Training throughput and MFU of `minigpt pretrain`'s loop on this machine, beside baselines
+measured in the same run.
+
+    python benchmarks/bench_train.py                 # everything (gpt2 takes many minutes on a CPU)
+    python benchmarks/bench_train.py --skip-gpt2     # baby shape, loader, memory only
+
+MFU = FLOPs per token x tokens/s / peak, with FLOPs per token = 6 x (every matmul weight, the
+tied output layer included) + 12 x n_layer x seq_len x n_embd, and the peak measured here: the
+median FLOP/s of a large square matmul in float32 and in bfloat16.
+
+Figures:
+1. matmul peaks (fp32, bf16);
+2. the baby shape (4 layers, 4 heads, 128 wide, context 64, batch 12, char vocabulary of the
+   Nietzsche texts): the trainer (Trainer.run: loader, accumulation bookkeeping, clipping,
+   guard, metrics) vs a bare loop over the same model (forward, backward, fused AdamW) --
+   the ratio is the loop's overhead; nanoGPT's figure from the issue is quoted for reference;
+3. the gpt2 preset at sequence length 1024: full optimizer steps of 16,384 tokens
+   (micro-batch 2 x 1024 x 8 accumulation steps) in float32 and bfloat16 autocast;
+4. the loader: batches/s of (16, 1024) windows from memory-mapped shards vs what the trainer
+   consumes per second (from 3, or from 2 with --skip-gpt2);
+5. peak memory (RSS of a fresh process) of one training step with and without activation
+   checkpointing, beside the planner's estimate.
+Every timing is a median over repeats; the machine may be shared, so compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MINIGPT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+NANOGPT_BABY = 16_100  # tokens/s, nanoGPT's train.py, baby GPT on CPU, eager (issue 4)
+
+
+def _corpus_ids() -> tuple[np.ndarray, int]:
+    from minigpt_cli.tokenizer import CharTokenizer
+
+    folder = SHARED / "nietzsche"
+    if folder.is_dir():
+        text = "\n\n".join(p.read_text(encoding="utf-8-sig") for p in sorted(folder.glob("*.txt")))
+    else:  # a stand-in with a char-sized vocabulary
+        rng = np.random.default_rng(0)
+        text = "".join(chr(32 + int(i)) for i in rng.integers(0, 90, size=2_000_000))
+    tok = CharTokenizer.from_text(text)
+    return np.array(tok.encode(text), dtype=np.uint16), tok.vocab_size
+
+
+def peaks() -> dict[str, float]:
+    from minigpt_cli.train.flops import measure_peak
+
+    return {name: measure_peak("cpu", name, size=2048, seconds=3.0)
+            for name in ("float32", "bfloat16")}
+
+
+def trainer_run(preset, ids, vocab, micro, seq, accum, steps, dtype, compile=False,
+                checkpointing=False):
+    """Median seconds per optimizer step of the real Trainer (warm-up steps dropped)."""
+    from minigpt_cli.model import GPT, preset_config
+    from minigpt_cli.tokenizer import CharTokenizer
+    from minigpt_cli.train import distributed as D
+    from minigpt_cli.train import events as E
+    from minigpt_cli.train.loader import WindowStream
+    from minigpt_cli.train.loop import RunSpec, Trainer
+    from minigpt_cli.train.settings import TrainSettings
+
+    s = TrainSettings(max_steps=steps, eval_every=0, sample_every=0, checkpoint_every=0,
+                      device="cpu", dtype="float32", peak_flops=1e12, compile=compile,
+                      activation_checkpointing=checkpointing, lr=1e-3)
+    torch.manual_seed(0)
+    model = GPT(preset_config(preset, vocab_size=vocab, pad_vocab_to=64 if vocab > 1024 else 1))
+    times = []
+
+    def listen(e):
+        if isinstance(e, E.StepEvent):
+            times.append(e.step_time)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = CharTokenizer([chr(32 + i) for i in range(min(vocab - 1, 60000))])
+        spec = RunSpec(Path(tmp), tok, micro, seq, accum, D.Dist(), dtype)
+        Trainer(model, WindowStream([ids], None, seq, seed=0), None, s, spec, listen).run()
+    warm = max(1, len(times) // 5)
+    return statistics.median(times[warm:])
+
+
+def bare_loop(preset, ids, vocab, micro, seq, steps):
+    """The baseline: the same model, forward + backward + fused AdamW, no trainer around it."""
+    from minigpt_cli.model import GPT, preset_config
+
+    torch.manual_seed(0)
+    model = GPT(preset_config(preset, vocab_size=vocab))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), fused=True)
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(steps):
+        starts = rng.integers(0, len(ids) - seq - 1, size=micro)
+        xy = torch.from_numpy(np.stack([ids[i : i + seq + 1] for i in starts]).astype(np.int64))
+        t0 = time.perf_counter()
+        _, loss = model(xy[:, :-1], xy[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        float(loss.detach())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[max(1, steps // 5):])
+
+
+def loader_rate(batch: int, seq: int, seconds: float = 3.0) -> float:
+    """Batches/s of (batch, seq) windows from memory-mapped shards (writes temp shards)."""
+    from minigpt_cli import shards
+    from minigpt_cli.train.loader import WindowStream
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        paths = []
+        for i in range(4):
+            p = Path(tmp) / shards.shard_name("train", i + 1)
+            shards.write_shard(p, rng.integers(0, 50257, size=5_000_000, dtype=np.int64))
+            paths.append(p)
+        stream = WindowStream([shards.open_shard(p) for p in paths], None, seq, seed=0)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            stream.gather(stream.take(batch))
+            n += 1
+        return n / (time.perf_counter() - t0)
+
+
+_MEM_CHILD = """
+import json, resource, sys, torch
+from minigpt_cli.model import GPT, preset_config
+preset, micro, seq, vocab, ckpt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+torch.manual_seed(0)
+model = GPT(preset_config(preset, vocab_size=vocab, pad_vocab_to=64 if vocab > 1024 else 1))
+model.gradient_checkpointing = ckpt
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+x = torch.randint(0, vocab, (micro, seq + 1))
+_, loss = model(x[:, :-1], x[:, 1:])
+loss.backward()
+opt.step()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak": peak * 1024, "before": base * 1024, "params": model.num_params()}))
+"""
+
+
+def peak_memory(preset, micro, seq, vocab, ckpt) -> dict:
+    out = subprocess.run([sys.executable, "-c", _MEM_CHILD, preset, str(micro), str(seq),
+                          str(vocab), "1" if ckpt else "0"], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def mfu(preset, vocab, seq, tok_s, peak):
+    from minigpt_cli.model import preset_config
+    from minigpt_cli.train.flops import flops_per_token
+
+    cfg = preset_config(preset, vocab_size=vocab, pad_vocab_to=64 if vocab > 1024 else 1)
+    return flops_per_token(cfg, seq) * tok_s / peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--skip-gpt2", action="store_true", help="skip the gpt2 preset (minutes)")
+    ap.add_argument("--gpt2-steps", type=int, default=3, help="timed gpt2 optimizer steps")
+    ap.add_argument("--baby-steps", type=int, default=150)
+    ap.add_argument("--compile", action="store_true", help="also time the baby shape compiled")
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}")
+    pk = peaks()
+    print(f"\n1. matmul peak (2048^3, median): fp32 {pk['float32'] / 1e9:.1f} GFLOP/s, "
+          f"bf16 {pk['bfloat16'] / 1e9:.1f} GFLOP/s")
+
+    ids, vocab = _corpus_ids()
+    B, T = 12, 64
+    print(f"\n2. baby shape: 4 layers x 4 heads x 128, context {T}, batch {B}, vocab {vocab}")
+    rows = []
+    bare = bare_loop("baby", ids, vocab, B, T, args.baby_steps)
+    trn = trainer_run("baby", ids, vocab, B, T, 1, args.baby_steps, torch.float32)
+    rows.append(("bare loop (baseline)", bare))
+    rows.append(("minigpt trainer", trn))
+    if args.compile:
+        rows.append(("minigpt trainer, compiled",
+                     trainer_run("baby", ids, vocab, B, T, 1, args.baby_steps, torch.float32,
+                                 compile=True)))
+    for name, sec in rows:
+        tok_s = B * T / sec
+        print(f"   {name:28s} {sec * 1000:7.1f} ms/step  {tok_s:9,.0f} tok/s  "
+              f"MFU {100 * mfu('baby', vocab, T, tok_s, pk['float32']):5.1f}% (fp32 peak)  "
+              f"{tok_s / NANOGPT_BABY:4.2f}x nanoGPT's 16.1k  target 25k: "
+              f"{'met' if tok_s >= 25_000 else 'NOT met'}")
+    print(f"   trainer / bare loop time: {trn / bare:.3f}")
+    consumed = B / trn  # batches/s the trainer takes
+
+    if not args.skip_gpt2:
+        micro, seq, accum = 2, 1024, 8
+        print(f"\n3. gpt2 preset, seq {seq}: steps of {micro * seq * accum:,} tokens "
+              f"(micro-batch {micro} x {seq} x {accum} accumulation)")
+        gpt2_ids = np.random.default_rng(0).integers(0, 50257, size=3_000_000).astype(np.uint16)
+        for dtype, name in ((torch.float32, "float32"), (torch.bfloat16, "bfloat16")):
+            sec = trainer_run("gpt2", gpt2_ids, 50257, micro, seq, accum, args.gpt2_steps + 1,
+                              dtype)
+            tok_s = micro * seq * accum / sec
+            print(f"   {name:9s} {sec:7.1f} s/step  {tok_s:7.1f} tok/s  MFU "
+                  f"{100 * mfu('gpt2', 50257, seq, tok_s, pk[name]):5.1f}% of its own peak, "
+                  f"{100 * mfu('gpt2', 50257, seq, tok_s, max(pk.values())):5.1f}% of the best")
+            if dtype == torch.float32:
+                consumed = tok_s / (16 * 1024)
+
+    rate = loader_rate(16, 1024)
+    print(f"\n4. loader: {rate:,.0f} batches/s of (16, 1024) from memmapped shards; the trainer "
+          f"consumes {consumed:.3g} batches/s of that size -> {rate / consumed:,.0f}x headroom")
+
+    print("\n5. peak memory of one training step (fresh process RSS)")
+    from minigpt_cli.model import preset_config
+    from minigpt_cli.train.plan import estimate_memory
+
+    configs = [("baby", 12, 64, vocab)]
+    if not args.skip_gpt2:
+        configs.append(("gpt2", 4, 1024, 50257))
+    for preset, micro, seq, v in configs:
+        cfg = preset_config(preset, vocab_size=v, pad_vocab_to=64 if v > 1024 else 1)
+        for ckpt in (False, True):
+            m = peak_memory(preset, micro, seq, v, ckpt)
+            est = estimate_memory(cfg, m["params"], micro, seq, torch.float32, ckpt)
+            print(f"   {preset} B={micro} T={seq} checkpointing={'on ' if ckpt else 'off'} "
+                  f"peak {m['peak'] / 2**20:8.0f} MiB (model built: {m['before'] / 2**20:6.0f} "
+                  f"MiB; step adds {(m['peak'] - m['before']) / 2**20:7.0f} MiB)  planner "
+                  f"estimate {est / 2**20:7.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
