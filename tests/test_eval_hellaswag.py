@@ -15,7 +15,11 @@ from httpserver import serve
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.evals.completion import Item, score_batched, score_simple
 from minigpt_cli.evals.hellaswag import (
-    VAL_SHA256, VAL_URL, HellaSwagOptions, HellaSwagTask, read_examples,
+    VAL_SHA256,
+    VAL_URL,
+    HellaSwagOptions,
+    HellaSwagTask,
+    read_examples,
 )
 from minigpt_cli.evals.task import no_progress
 from minigpt_cli.model import GPT, GPTConfig

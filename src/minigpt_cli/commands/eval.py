@@ -9,7 +9,12 @@ from typing import Annotated
 import typer
 
 from minigpt_cli.commands.options import (
-    CheckpointOpt, ConfigOpt, DeviceOpt, DtypeOpt, FromHfOpt, RUNTIME_PANEL,
+    RUNTIME_PANEL,
+    CheckpointOpt,
+    ConfigOpt,
+    DeviceOpt,
+    DtypeOpt,
+    FromHfOpt,
 )
 
 DATA = "Data"
@@ -70,9 +75,9 @@ def eval_cmd(
     from minigpt_cli.evals.settings import EvalSettings
     from minigpt_cli.settings import resolve
 
-    flags = dict(data=data, limit=limit, batch_size=batch_size, compile=compile, output=output,
-                 save=save, checkpoint=checkpoint, from_hf=from_hf, device=device, dtype=dtype,
-                 options=_parse_options(option))
+    flags = {"data": data, "limit": limit, "batch_size": batch_size, "compile": compile,
+             "output": output, "save": save, "checkpoint": checkpoint, "from_hf": from_hf,
+             "device": device, "dtype": dtype, "options": _parse_options(option)}
     s = resolve(EvalSettings, "eval", flags, config)
     if models and not compare:
         raise MinigptError(f"unexpected argument(s) {' '.join(map(str, models))}: to compare "

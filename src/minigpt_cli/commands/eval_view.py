@@ -6,7 +6,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -26,7 +31,7 @@ class EvalProgress:
                                   console=err_console, transient=True)
         self._bars: dict[tuple[str, str], Any] = {}
 
-    def __enter__(self) -> "EvalProgress":
+    def __enter__(self):  # -> the object itself
         self._progress.start()
         return self
 
@@ -52,8 +57,8 @@ class EvalProgress:
         elif isinstance(e, Written):
             self._progress.console.print(f"[dim]wrote {e.path}[/dim]")
         elif isinstance(e, Reused):
-            self._progress.console.print(f"[dim]{e.what}: reusing {e.path} (same weights, "
-                                         "data and options)[/dim]")
+            why = " (same weights, data and options)" if e.checked else ""
+            self._progress.console.print(f"[dim]{e.what}: reusing {e.path}{why}[/dim]")
 
 
 def _fmt(v: Any) -> str:

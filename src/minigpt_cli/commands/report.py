@@ -14,11 +14,12 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Where to write the report (default: "
                    "RUN_DIR/report).")] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw the plots (needs "
-                     "matplotlib: pip install 'minigpt[report]').")] = True,
+                     "matplotlib: pip install 'minigpt\\[report]').")] = True,
 ) -> None:
     """Write a run report: settings, data, final metrics, hardware, wall-clock, tokens seen,
     checkpoints with their evals, and plots of loss, learning rate and tokens/s."""
     from rich.console import Console
+    from rich.markup import escape
 
     from minigpt_cli.commands.render import err_console
     from minigpt_cli.report import build_report
@@ -35,5 +36,5 @@ def report(
     for p in [files.markdown, files.html, *files.plots]:
         console.print(f"wrote {p}")
     if files.plots_missing:
-        err_console.print(f"[yellow]warning:[/yellow] no plots: {files.plots_missing}",
+        err_console.print(f"[yellow]warning:[/yellow] no plots: {escape(files.plots_missing)}",
                           soft_wrap=True)

@@ -16,7 +16,7 @@ import json
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -143,7 +143,7 @@ class MathTask:
     name = "math"
     Options = MathOptions
     headline = ("acc", "train_acc", "step_validity")
-    references: dict[str, dict[str, float]] = {}
+    references: ClassVar[dict[str, dict[str, float]]] = {}
 
     def run(self, model, tokenizer, data: Path | None, options: MathOptions,
             on_progress: ProgressFn) -> dict[str, Any]:

@@ -15,8 +15,8 @@ full for every ending): the benchmark's baseline and a check in the tests.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.nn import functional as F

@@ -9,12 +9,11 @@ a newline); the batch stops when every row has.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from minigpt_cli.checkpoint import unwrap
-
 
 _NEWLINES: dict = {}  # tokenizer identity -> ids whose text holds a newline
 

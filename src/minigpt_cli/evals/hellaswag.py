@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -64,16 +64,14 @@ def read_examples(path: Path, limit: int | None = None) -> list[Example]:
     """Parse and check a HellaSwag JSONL file; a problem names the file and the line."""
     out: list[Example] = []
     try:
-        f = open(path, encoding="utf-8")
-    except OSError as e:
+        with open(path, encoding="utf-8") as f:
+            for n, raw in enumerate(f, 1):
+                if limit is not None and len(out) >= limit:
+                    break
+                if raw.strip():
+                    out.append(_example(path, n, raw))
+    except (OSError, UnicodeDecodeError) as e:
         raise MinigptError(f"HellaSwag file {path} cannot be read: {e}.") from None
-    with f:
-        for n, raw in enumerate(f, 1):
-            if limit is not None and len(out) >= limit:
-                break
-            if not raw.strip():
-                continue
-            out.append(_example(path, n, raw))
     if not out:
         raise MinigptError(f"HellaSwag file {path} holds no items: it is empty. Pass the "
                            "official hellaswag_val.jsonl, or leave --data out to download it.")
@@ -162,7 +160,8 @@ class HellaSwagTask:
     headline = ("acc", "acc_norm")
     # llm.c dev/data/hellaswag.py (and build-nanogpt hellaswag.py), OpenAI GPT-2 124M weights,
     # completion style, the 10,042 validation items.
-    references = {"OpenAI GPT-2 124M (llm.c, full val)": {"acc": 0.2859, "acc_norm": 0.2955}}
+    references: ClassVar[dict[str, dict[str, float]]] = {
+        "OpenAI GPT-2 124M (llm.c, full val)": {"acc": 0.2859, "acc_norm": 0.2955}}
 
     def run(self, model, tokenizer, data: Path | None, options: HellaSwagOptions,
             on_progress: ProgressFn) -> dict[str, Any]:

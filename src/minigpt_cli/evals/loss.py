@@ -18,9 +18,10 @@ predicted and the bytes counted are exactly the file's bytes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -130,7 +131,7 @@ class LossTask:
     name = "loss"
     Options = LossOptions
     headline = ("loss", "perplexity", "bits_per_byte")
-    references: dict[str, dict[str, float]] = {}
+    references: ClassVar[dict[str, dict[str, float]]] = {}
 
     def run(self, model, tokenizer, data: Path | None, options: LossOptions,
             on_progress: ProgressFn) -> dict[str, Any]:

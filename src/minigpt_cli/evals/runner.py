@@ -7,9 +7,10 @@ one table. Progress and what was written go out as events; nothing prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -46,6 +47,7 @@ class Written:
 class Reused:
     path: Path
     what: str
+    checked: bool = True  # False: a result file given as is, not matched against anything
 
 
 Event = Started | Progress | Written | Reused
@@ -109,7 +111,7 @@ def _has_format(file: Path, fmt: str) -> bool:
     try:
         with safe_open(str(file), framework="pt") as f:
             return (f.metadata() or {}).get("format") == fmt
-    except Exception:
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not ours
         return False
 
 
@@ -199,18 +201,20 @@ def compare(task_name: str, paths: list[Path], s: EvalSettings,
     for i, path in enumerate(paths):
         ref = classify(path)
         doc = None
+        label = ref.label
         if ref.source == "results":
             doc = R.read(ref.path, task_name)
-            on_event(Reused(ref.path, ref.label))
+            label = doc.get("model", {}).get("path") or "built-in model"
+            on_event(Reused(ref.path, label, checked=False))
         else:
             saved = beside_path(ref, task_name)
             if saved is not None and saved.exists():
                 old = R.read(saved, task_name)
                 if R.still_valid(old, _weights(ref), data, options):
                     doc = old
-                    on_event(Reused(saved, ref.label))
+                    on_event(Reused(saved, label))
             if doc is None:
                 doc = evaluate(task_name, ref, s.model_copy(update={"output": None}),
                                on_event, i, len(paths))
-        table.rows.append((ref.label, doc["metrics"], doc.get("items")))
+        table.rows.append((label, doc["metrics"], doc.get("items")))
     return table

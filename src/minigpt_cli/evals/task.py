@@ -18,9 +18,10 @@ with at least ``metrics`` (name -> number) and ``items`` (how many were scored).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
 

@@ -42,7 +42,7 @@ def _num(v: Any, digits: int = 4) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
@@ -112,9 +112,9 @@ def sections(run: Run, summary: Summary) -> list[Section]:
     out.append(_data_section(run))
     out.append(_hardware_section(run))
     shown = [[k, _num(run.settings[k])] for k in SETTINGS_SHOWN if k in run.settings]
-    out.append(Section("Settings", rows=shown, notes=[f"All settings: {run.folder.name}/"
-                                                      "settings.json."] if shown else
-                       ["settings.json is missing from the run folder."]))
+    note = f"All settings: {run.folder.name}/settings.json." if shown else \
+        "settings.json is missing from the run folder."
+    out.append(Section("Settings", rows=shown, notes=[note]))
     out.append(_checkpoint_section(run))
     if run.guard:
         out.append(Section("Instability guard events", ["step", "action", "message"],
@@ -135,8 +135,8 @@ def _data_section(run: Run) -> Section:
             ["tokenizer", f"{tok.get('name', '?')} ({str(tok.get('hash', ''))[:12]})"],
             ["shards", _num(t.get("shards"))], ["train tokens", _num(t.get("train_tokens"))],
             ["val tokens", _num(t.get("val_tokens"))],
-            ["documents kept / read", f"{_num(t.get('documents_kept'))} / "
-                                      f"{_num(t.get('documents_read'))}"]]
+            ["documents kept / read",
+             f"{_num(t.get('documents_kept'))} / {_num(t.get('documents_read'))}"]]
     sources = ", ".join(str(src.get("name") or src.get("source") or "?")
                         for src in m.get("sources", []) if isinstance(src, dict))
     if sources:
@@ -167,9 +167,9 @@ def _hardware_section(run: Run) -> Section:
     return Section("Hardware", rows=[
         ["device (setting)", str(run.settings.get("device", "-"))],
         ["dtype (setting)", str(run.settings.get("dtype", "-"))]],
-        notes=["The run folder does not record the machine (no run.json); the report was "
-               f"written on {platform.node() or 'this machine'} ({platform.machine()}, "
-               f"{platform.system()})."])
+        notes=[("The run folder does not record the machine (no run.json); the report was "
+                f"written on {platform.node() or 'this machine'} ({platform.machine()}, "
+                f"{platform.system()}).")])
 
 
 def _checkpoint_section(run: Run) -> Section:
@@ -191,8 +191,8 @@ def _checkpoint_section(run: Run) -> Section:
 
 def title(run: Run) -> tuple[str, str]:
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return f"Run report: {run.folder.name}", f"{run.folder} · written {when} by minigpt " \
-        f"{__version__}"
+    sub = f"{run.folder} · written {when} by minigpt {__version__}"
+    return f"Run report: {run.folder.name}", sub
 
 
 def _md_cell(text: str) -> str:
@@ -226,8 +226,8 @@ def html_page(run: Run, secs: list[Section], images: dict[str, str], missing: st
     """A self-contained page: the images are embedded as base64 data URIs."""
     head, sub = title(run)
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(head)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{e(head)}</h1><p class='sub'>{e(sub)}</p>"]
+    parts = [(f"<!doctype html><html><head><meta charset='utf-8'><title>{e(head)}</title>"
+              f"<style>{CSS}</style></head><body><h1>{e(head)}</h1><p class='sub'>{e(sub)}</p>")]
     if images or missing:
         parts.append("<h2>Plots</h2>")
         parts += [f"<img alt='{e(name)}' src='data:image/png;base64,{b64}'>"

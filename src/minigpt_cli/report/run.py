@@ -82,9 +82,9 @@ def _model_summary(weights: Path) -> dict[str, Any]:
         ck = read_checkpoint(weights, load_tensors=False)
     except MinigptError:
         return {}
-    from minigpt_cli.model import GPT
-
     import torch
+
+    from minigpt_cli.model import GPT
 
     with torch.device("meta"):
         params = GPT(ck.config).num_params()
