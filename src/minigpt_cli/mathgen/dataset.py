@@ -11,6 +11,7 @@ import hashlib
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
@@ -69,7 +70,6 @@ def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = No
         raise MinigptError(f"--out {s.out} is a file; give a folder to write the data set into.")
     plan = make_plan(specs, s.n, s.n_test, s.balance, s.seed)
     rng = np.random.default_rng([s.seed, 1])  # line order; separate from the problem draw
-    chunks = list(_chunks(plan, rng, s))
     workers = _workers(s.workers, plan.count("train") + plan.count("test"))
     emit(Planned(plan.count("train"), plan.count("test"), workers, tuple(plan.notes)))
     total = plan.count("train") + plan.count("test")
@@ -83,7 +83,7 @@ def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = No
             handles = {split: stack.enter_context(
                            open(stack.enter_context(atomic.atomic_path(s.out / name)), "wb"))
                        for split, name in FILES.items()}
-            for r in _rendered(chunks, workers):
+            for r in _rendered(_chunks(plan, rng, s), workers):
                 data = r.text.encode("ascii")
                 handles[r.split].write(data)
                 hashes[r.split].update(data)
@@ -104,7 +104,7 @@ def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = No
 def _workers(asked: int, lines: int) -> int:
     if lines < IN_PROCESS_BELOW and asked == 0:
         return 1
-    return asked or min(8, os.cpu_count() or 1)
+    return max(1, min(asked or min(8, os.cpu_count() or 1), -(-lines // CHUNK)))
 
 
 def _chunks(plan: Plan, rng: np.random.Generator, s: MakeMathSettings) -> Iterator[Chunk]:
@@ -126,22 +126,21 @@ def _chunks(plan: Plan, rng: np.random.Generator, s: MakeMathSettings) -> Iterat
                         s.format, s.spaced)
 
 
-def _rendered(chunks: list[Chunk], workers: int) -> Iterator[Rendered]:
-    if workers <= 1 or len(chunks) <= 1:
+def _rendered(chunks: Iterator[Chunk], workers: int) -> Iterator[Rendered]:
+    if workers <= 1:
         yield from map(render, chunks)
         return
     # forkserver/spawn, not fork: the caller may run threads (a progress bar) when we start.
     # An executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=ctx) as pool:
-        pending = [pool.submit(render, c) for c in chunks[:2 * workers]]
-        for i in range(len(chunks)):  # at most 2 chunks per worker in flight, results in order
-            result = pending[i].result()
-            pending[i] = None
-            if i + 2 * workers < len(chunks):
-                pending.append(pool.submit(render, chunks[i + 2 * workers]))
-            yield result
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        pending: deque = deque()
+        for chunk in chunks:  # at most two chunks per worker in flight; results stay in order
+            pending.append(pool.submit(render, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _meta(s: MakeMathSettings, plan: Plan, longest, chars, hashes, seconds: float) -> dict:
