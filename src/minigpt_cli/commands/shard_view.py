@@ -33,9 +33,9 @@ class ShardProgress:
     """Renders the core's events (sharding.events) as a rich progress line."""
 
     def __init__(self) -> None:
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                  BarColumn(bar_width=24), TextColumn("{task.fields[stats]}"),
-                                  console=err_console, transient=False)
+        self._progress = Progress(SpinnerColumn(), BarColumn(bar_width=16),
+                                  TextColumn("{task.fields[stats]}"), console=err_console,
+                                  transient=False)
         self._task = None
 
     def __enter__(self):  # -> the object itself
@@ -77,21 +77,23 @@ class ShardProgress:
 
 
 def stats_line(e) -> str:
+    """One short line: inputs, documents (rate), kept %, tokens (rate), shards, bytes, ETA."""
     t = max(e.elapsed, 1e-6)
     docs, toks = e.documents - e.documents_at_start, e.tokens - e.tokens_at_start
-    kept = f"{100 * e.kept / e.documents:.1f}%" if e.documents else "-"
-    parts = [f"{e.inputs_done}/{e.inputs_total} inputs", f"{_si(e.documents)} docs",
-             f"{_si(docs / t)} docs/s", f"kept {kept}"]
+    kept = f"{100 * e.kept / e.documents:.0f}%" if e.documents else "-"
+    parts = ["vocabulary pass:"] if e.phase == "vocabulary" else []
+    parts += [f"{e.inputs_done}/{e.inputs_total} in", f"{_si(e.documents)} docs ({_si(docs / t)}/s)",
+              f"kept {kept}"]
     if e.phase == "shards":
-        parts += [f"{_si(e.tokens)} tok", f"{_si(toks / t)} tok/s", f"{e.shards} shards"]
+        parts += [f"{_si(e.tokens)} tok ({_si(toks / t)}/s)", f"{e.shards} shards"]
     if e.bytes_read is not None:
-        parts.append(f"{_si(e.bytes_read)}B read" + (f" of {_si(e.bytes_total)}B"
-                                                      if e.bytes_total else ""))
+        parts.append(f"{_si(e.bytes_read)}" + (f"/{_si(e.bytes_total)}" if e.bytes_total else "")
+                     + "B")
     if e.bytes_downloaded:
         parts.append(f"{_si(e.bytes_downloaded)}B downloaded")
     if (eta := _eta(e)) is not None:
         parts.append(f"ETA {_duration(eta)}")
-    return "  ".join(parts)
+    return " · ".join(parts)
 
 
 def _eta(e) -> float | None:

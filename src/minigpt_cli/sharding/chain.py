@@ -23,6 +23,7 @@ from minigpt_cli import plugins
 from minigpt_cli.documents import Document, Drop, PluginOptions
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding.config import StageSpec
+from minigpt_cli.shards import to_uint16
 
 EMPTY = "no text left"  # drop reason for documents with nothing but whitespace
 OUTSIDE_VOCAB = "characters outside the char vocabulary"
@@ -123,27 +124,33 @@ class WorkerChain:
 
     def run(self, docs: list[Document]) -> BatchResult:
         res = BatchResult()
-        ids: list[int] = []
+        if self.tokenizer is None:  # the vocabulary pass: each document's characters
+            res.chars = []
+            for i, doc in enumerate(docs):
+                final = self._through(i, doc, res)
+                res.chars.append("".join(sorted(set(final.text))) if final is not None else "")
+            return res
+        eot = np.array([self.tokenizer.eot_id], dtype=np.uint32)
+        parts: list[np.ndarray] = []
         lengths = np.zeros(len(docs), dtype=np.int64)
-        chars: list[str] = []
         for i, doc in enumerate(docs):
             final = self._through(i, doc, res)
-            if self.tokenizer is None:
-                chars.append("".join(sorted(set(final.text))) if final is not None else "")
-            elif final is not None:
-                try:
-                    toks = self.tokenizer.encode(final.text)
-                except MinigptError:  # char vocabulary given and this text is outside it
-                    res.drops[i] = (len(self.stages), OUTSIDE_VOCAB)
-                    continue
-                ids.append(self.tokenizer.eot_id)  # every document begins with <|endoftext|>
-                ids.extend(toks)
-                lengths[i] = len(toks) + 1
-        if self.tokenizer is None:
-            res.chars = chars
-        else:
-            res.tokens, res.lengths = np.array(ids, dtype=np.uint16), lengths
+            if final is None:
+                continue
+            try:
+                toks = self._encode(final.text)
+            except MinigptError:  # char vocabulary given and this text is outside it
+                res.drops[i] = (len(self.stages), OUTSIDE_VOCAB)
+                continue
+            parts += [eot, toks]  # every document begins with <|endoftext|>
+            lengths[i] = len(toks) + 1
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+        res.tokens, res.lengths = to_uint16(ids), lengths  # an id > 65535 is an error
         return res
+
+    def _encode(self, text: str) -> np.ndarray:
+        fast = getattr(self.tokenizer, "encode_array", None)  # GPT-2: no Python list on the way
+        return fast(text) if fast else np.asarray(self.tokenizer.encode(text), dtype=np.uint32)
 
     def _through(self, i: int, doc: Document, res: BatchResult) -> Document | None:
         current = doc

@@ -48,6 +48,7 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
     t0 = time.monotonic()
     out, fp, part = settings.out, settings.output_fingerprint(), settings.part_spec()
     if (done := outdir.finished(out, fp)) is not None:
+        checkpoint.remove(out)  # left behind if the run stopped right after the manifest
         on_event(Finished(done, out, already_complete=True))
         return done
     state = checkpoint.load(out)
