@@ -59,8 +59,9 @@ def _corpus_ids() -> tuple[np.ndarray, int]:
 def peaks() -> dict[str, float]:
     from minigpt_cli.train.flops import measure_peak
 
-    return {name: measure_peak("cpu", name, size=2048, seconds=3.0)
-            for name in ("float32", "bfloat16")}
+    fp32 = measure_peak("cpu", "float32", size=2048, seconds=3.0)
+    # bf16 without AVX512-BF16/AMX runs a slow fallback kernel: 1024^3 keeps this to seconds
+    return {"float32": fp32, "bfloat16": measure_peak("cpu", "bfloat16", size=1024, seconds=3.0)}
 
 
 def trainer_run(preset, ids, vocab, micro, seq, accum, steps, dtype, compile=False,
@@ -137,20 +138,34 @@ def loader_rate(batch: int, seq: int, seconds: float = 3.0) -> float:
 
 
 _MEM_CHILD = """
-import json, resource, sys, torch
+import json, os, sys, threading, time, torch
 from minigpt_cli.model import GPT, preset_config
-preset, micro, seq, vocab, ckpt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+preset, micro, seq, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ckpt = sys.argv[5] == "1"
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
 torch.manual_seed(0)
 model = GPT(preset_config(preset, vocab_size=vocab, pad_vocab_to=64 if vocab > 1024 else 1))
 model.gradient_checkpointing = ckpt
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 x = torch.randint(0, vocab, (micro, seq + 1))
-_, loss = model(x[:, :-1], x[:, 1:])
-loss.backward()
-opt.step()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"peak": peak * 1024, "before": base * 1024, "params": model.num_params()}))
+for _ in range(2):  # the second step has the optimizer state already: the steady state
+    base, peak, done = rss(), [0], [False]
+    def watch():
+        while not done[0]:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+    t = threading.Thread(target=watch)
+    t.start()
+    _, loss = model(x[:, :-1], x[:, 1:])
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    done[0] = True
+    t.join()
+print(json.dumps({"peak": peak[0], "before": base, "params": model.num_params()}))
 """
 
 
@@ -169,18 +184,28 @@ def mfu(preset, vocab, seq, tok_s, peak):
     return flops_per_token(cfg, seq) * tok_s / peak
 
 
+def flops_step(preset, seq, tokens):
+    from minigpt_cli.model import preset_config
+    from minigpt_cli.train.flops import flops_per_token
+
+    return flops_per_token(preset_config(preset, pad_vocab_to=64), seq) * tokens
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip-gpt2", action="store_true", help="skip the gpt2 preset (minutes)")
     ap.add_argument("--gpt2-steps", type=int, default=3, help="timed gpt2 optimizer steps")
     ap.add_argument("--baby-steps", type=int, default=150)
+    ap.add_argument("--max-step-minutes", type=float, default=15.0,
+                    help="skip a gpt2 dtype whose step would take longer at its matmul peak")
     ap.add_argument("--compile", action="store_true", help="also time the baby shape compiled")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}")
     pk = peaks()
-    print(f"\n1. matmul peak (2048^3, median): fp32 {pk['float32'] / 1e9:.1f} GFLOP/s, "
-          f"bf16 {pk['bfloat16'] / 1e9:.1f} GFLOP/s")
+    print(f"\n1. matmul peak (median): fp32 {pk['float32'] / 1e9:.1f} GFLOP/s (2048^3), "
+          f"bf16 {pk['bfloat16'] / 1e9:.2f} GFLOP/s (1024^3); bf16 / fp32 = "
+          f"{pk['bfloat16'] / pk['float32']:.3f}")
 
     ids, vocab = _corpus_ids()
     B, T = 12, 64
@@ -209,6 +234,12 @@ def main() -> None:
               f"(micro-batch {micro} x {seq} x {accum} accumulation)")
         gpt2_ids = np.random.default_rng(0).integers(0, 50257, size=3_000_000).astype(np.uint16)
         for dtype, name in ((torch.float32, "float32"), (torch.bfloat16, "bfloat16")):
+            est = flops_step("gpt2", seq, micro * seq * accum) / pk[name]
+            if est > args.max_step_minutes * 60:
+                print(f"   {name:9s} skipped: at this CPU's measured {name} matmul peak of "
+                      f"{pk[name] / 1e9:.2f} GFLOP/s one step needs at least {est / 3600:.1f} h "
+                      f"(> --max-step-minutes {args.max_step_minutes})")
+                continue
             sec = trainer_run("gpt2", gpt2_ids, 50257, micro, seq, accum, args.gpt2_steps + 1,
                               dtype)
             tok_s = micro * seq * accum / sec
@@ -234,10 +265,13 @@ def main() -> None:
         for ckpt in (False, True):
             m = peak_memory(preset, micro, seq, v, ckpt)
             est = estimate_memory(cfg, m["params"], micro, seq, torch.float32, ckpt)
-            print(f"   {preset} B={micro} T={seq} checkpointing={'on ' if ckpt else 'off'} "
-                  f"peak {m['peak'] / 2**20:8.0f} MiB (model built: {m['before'] / 2**20:6.0f} "
-                  f"MiB; step adds {(m['peak'] - m['before']) / 2**20:7.0f} MiB)  planner "
-                  f"estimate {est / 2**20:7.0f} MiB")
+            step = m["peak"] - m["before"]
+            # the step allocates activations and gradients on top of weights + AdamW state
+            est_step = est - 12 * m["params"]
+            print(f"   {preset} B={micro} T={seq} checkpointing={'on ' if ckpt else 'off'}: "
+                  f"RSS peak {m['peak'] / 2**20:7.0f} MiB; the step adds {step / 2**20:6.0f} MiB "
+                  f"(planner: {est_step / 2**20:6.0f} MiB of activations + gradients; "
+                  f"{est / 2**20:6.0f} MiB in all)")
 
 
 if __name__ == "__main__":

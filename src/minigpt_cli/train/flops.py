@@ -57,4 +57,7 @@ def device_peak(device: torch.device, dtype: torch.dtype) -> float:
     fp32 = measure_peak(device.type, "float32")
     if dtype == torch.float32:
         return fp32
-    return max(fp32, measure_peak(device.type, str(dtype).removeprefix("torch.")))
+    name = str(dtype).removeprefix("torch.")
+    if device.type == "cpu" and measure_peak("cpu", name, size=256, seconds=0.05) < fp32 / 2:
+        return fp32  # a slow fallback kernel (no AVX512-BF16 / AMX): not worth a large probe
+    return max(fp32, measure_peak(device.type, name))

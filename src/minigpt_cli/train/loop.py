@@ -59,12 +59,15 @@ class RunSpec:
 
 
 class Stop:
-    """SIGINT / SIGTERM: finish the step, save, exit cleanly. A second Ctrl-C interrupts at once
-    (a SIGTERM after a Ctrl-C does not: torchrun forwards one to its workers, which already
-    got the terminal's SIGINT)."""
+    """SIGINT / SIGTERM: finish the step, save, exit cleanly. Another Ctrl-C more than
+    ``GRACE`` seconds later interrupts at once; signals within it are the same request (under
+    torchrun a worker gets the terminal's SIGINT and then torchrun's forwarded one)."""
+
+    GRACE = 2.0
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self._at = 0.0
         self._previous: dict = {}
 
     def __enter__(self) -> Stop:
@@ -75,9 +78,10 @@ class Stop:
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
-        if self.requested == "SIGINT" and name == "SIGINT":
+        if self.requested is None:
+            self.requested, self._at = name, time.monotonic()
+        elif name == "SIGINT" and time.monotonic() - self._at > self.GRACE:
             raise KeyboardInterrupt
-        self.requested = self.requested or name
 
     def __exit__(self, *exc) -> None:
         for sig, prev in self._previous.items():
