@@ -63,10 +63,10 @@ def open_binary(path: str) -> BinaryIO:
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # type: ignore
 
 
-def decode(raw: bytes, prov: dict[str, Any], errors: str) -> str | None:
+def decode(raw: bytes, prov: dict[str, Any], errors: str, codec: str = "utf-8") -> str | None:
     """UTF-8 text of ``raw``; invalid bytes are counted, then replaced, skipped or refused."""
     try:
-        return raw.decode("utf-8")
+        return raw.decode(codec)
     except UnicodeDecodeError as e:
         prov["invalid_utf8"] = prov.get("invalid_utf8", 0) + 1
         if errors == "strict":
@@ -74,7 +74,7 @@ def decode(raw: bytes, prov: dict[str, Any], errors: str) -> str | None:
                 f"{prov['input']} holds bytes that are not UTF-8 ({e.reason} at byte "
                 f"{e.start}). Convert it to UTF-8, or set the option encoding_errors=replace."
             ) from None
-        return raw.decode("utf-8", errors="replace") if errors == "replace" else None
+        return raw.decode(codec, errors="replace") if errors == "replace" else None
 
 
 def read_lines(path: str, prov: dict[str, Any]) -> Iterator[bytes]:
@@ -164,8 +164,8 @@ class TextSource(FileSource):
             with open_binary(path) as f:
                 raw = f.read()
             prov["bytes"] = len(raw)
-            text = decode(raw, prov, o.encoding_errors)
-            if text is not None and (text := _normalize(text)).strip():
+            text = decode(raw, prov, o.encoding_errors, "utf-8-sig")  # drops a BOM, no copy
+            if text is not None and (text := text.replace("\r\n", "\n")).strip():
                 yield Document(text=text, id=path, source=self.name, meta={"file": path})
             return
         lines: list[str] = []
