@@ -226,7 +226,7 @@ def main() -> None:
               f"{tok_s / NANOGPT_BABY:4.2f}x nanoGPT's 16.1k  target 25k: "
               f"{'met' if tok_s >= 25_000 else 'NOT met'}")
     print(f"   trainer / bare loop time: {trn / bare:.3f}")
-    consumed = B / trn  # batches/s the trainer takes
+    consumed = {(B, T): 1 / trn}  # micro-batches/s the trainer takes, by shape
 
     if not args.skip_gpt2:
         micro, seq, accum = 2, 1024, 8
@@ -247,11 +247,13 @@ def main() -> None:
                   f"{100 * mfu('gpt2', 50257, seq, tok_s, pk[name]):5.1f}% of its own peak, "
                   f"{100 * mfu('gpt2', 50257, seq, tok_s, max(pk.values())):5.1f}% of the best")
             if dtype == torch.float32:
-                consumed = tok_s / (16 * 1024)
+                consumed[(micro, seq)] = accum / sec
 
-    rate = loader_rate(16, 1024)
-    print(f"\n4. loader: {rate:,.0f} batches/s of (16, 1024) from memmapped shards; the trainer "
-          f"consumes {consumed:.3g} batches/s of that size -> {rate / consumed:,.0f}x headroom")
+    print("\n4. loader (memory-mapped shards) vs the trainer's consumption, same batch shape")
+    for (b, t), used in consumed.items():
+        rate = loader_rate(b, t)
+        print(f"   ({b}, {t}): loader {rate:,.0f} batches/s, trainer {used:.3g} batches/s -> "
+              f"{rate / used:,.0f}x headroom (target >= 100x)")
 
     print("\n5. peak memory of one training step (fresh process RSS)")
     from minigpt_cli.model import preset_config

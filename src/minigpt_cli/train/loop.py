@@ -2,6 +2,12 @@
 data, settings). It knows nothing about the command line: it writes the run folder (rank 0)
 and reports progress as events (events.py).
 
+Reuse (finetune, math): build a model (fresh, or loaded from a checkpoint; freeze layers by
+setting ``requires_grad = False``: only trainable parameters reach the optimizer), a
+``WindowStream`` over any token arrays (with a loss mask per array if only some targets count),
+``ValWindows`` for validation, settings of a ``TrainSettings`` subclass (early stopping is
+``early_stop_patience``) and a ``RunSpec``; then ``Trainer(...).run()``.
+
 One optimizer step = ``accum`` micro-batches per process x ``world`` processes. Each
 micro-batch's mean loss is weighted by its share of the step's counted targets (times
 ``world``, which DDP divides back out), so the accumulated gradient is exactly the gradient of
