@@ -57,7 +57,8 @@ class MultiInputSource(Source, Protocol):
     i/N`` gives each job a disjoint subset of the inputs, and a resumed run skips finished
     inputs without reading them again. Without them a source is read whole (and, on resume,
     re-read up to where the run stopped). ``provenance()`` entries should use the input string
-    as their ``"input"`` value.
+    as their ``"input"`` value. A source may also offer ``progress()`` returning an object with
+    ``bytes_read``, ``bytes_downloaded`` and ``bytes_total`` (int or None) for the progress line.
     """
 
     def inputs(self) -> list[str]:
@@ -73,7 +74,8 @@ class Stage(Protocol):
     name: ClassVar[str]
     Options: ClassVar[type[PluginOptions]]
     # False for stages with state across documents (dedup, head): they run in one process, in
-    # input order; stateless stages may run inside tokenizer worker processes.
+    # input order, and are pickled into the resume state after every shard; stateless stages may
+    # run inside tokenizer worker processes.
     stateless: ClassVar[bool]
 
     def __init__(self, options: PluginOptions) -> None: ...
