@@ -69,6 +69,8 @@ def test_missing_inputs_and_bad_options_are_clear_errors(tmp_path):
     assert r.exit_code == 2 and "split:" in r.flat and "'sentence'" in r.flat
     r = cli("shard", "text", f, "--out", tmp_path / "o", "--stage", "no_such_stage", "-j", 0)
     assert r.exit_code == 2 and "No stage plugin named 'no_such_stage'" in r.flat
+    r = cli("shard")
+    assert r.exit_code == 2 and "Missing SOURCE" in r.flat
     r = cli("shard", "nosource", f, "--out", tmp_path / "o")
     assert r.exit_code == 2 and "No source plugin named 'nosource'" in r.flat
     r = cli("shard", "text", f, "--out", tmp_path / "o", "--part", "3/2")

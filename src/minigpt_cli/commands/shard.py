@@ -100,6 +100,10 @@ def _settings(source, inputs, out, option, stage, stage_option, no_stages, token
         raise MinigptError(str(e)) from None
     if no_stages and stage:
         raise MinigptError("Give --stage or --no-stages, not both.")
+    if source is None and config is None:
+        raise MinigptError("Missing SOURCE: `minigpt shard SOURCE [INPUT...] --out DIR`, e.g. "
+                           "`minigpt shard text books/ --out shards/`; `minigpt plugins source` "
+                           "lists the sources. (--verify DIR and --merge DIR take none.)")
     stages = [] if no_stages else [StageSpec(name=s) for s in stage] if stage else None
     flags = {"source": source, "inputs": inputs or None, "out": out, "options": options, "stages": stages,
                  "stage_options": stage_opts, "tokenizer": tokenizer, "char_vocab": char_vocab,
