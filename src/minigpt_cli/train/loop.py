@@ -111,6 +111,7 @@ class Trainer:
             check_tensorboard()
         self.raw.train()
         self.optimizer = build_optimizer(self.raw, settings, self.device)
+        self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         fp16 = spec.dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.schedule = build_schedule(settings)
@@ -217,7 +218,7 @@ class Trainer:
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         clip = s.grad_clip if s.grad_clip > 0 else math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip, foreach=True))
+        norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip, foreach=True))
         verdict = self.guard.check(step, loss_value, norm)
         skipped = not verdict.update
         if self.scaler.is_enabled() and math.isfinite(loss_value) and not math.isfinite(norm):
