@@ -92,18 +92,9 @@ def _parse_answer(op: str, s: str, reverse: bool) -> str | None:
     return "-" + body if neg else body
 
 
-def _ints(m: re.Match) -> list[int]:
-    """The one-digit groups of a step as ints."""
-    return [ord(g) - 48 for g in m.groups()]
-
-
-def _places(n: int, width: int) -> list[int]:
-    """Digits of ``n`` from the units up, padded with zeros to ``width``."""
-    return [ord(ch) - 48 for ch in str(n)[::-1]] + [0] * max(0, width - len(str(n)))
-
-
-def _column_of(n: int, k: int) -> int:
-    return (n // 10**k) % 10
+def _places(n: int, width: int) -> bytes:
+    """Digits of ``n`` from the units up as ints (a bytes object), zero-padded to ``width``."""
+    return bytes(ord(ch) - 48 for ch in str(n)[::-1]).ljust(width, b"\0")
 
 
 def _steps(work: str, sep: str = ",") -> list[str]:
@@ -117,6 +108,9 @@ def _tally(expected: int, written: int, valid: int, malformed: bool, error: str 
     return max(expected, written), valid, malformed, error
 
 
+# After a step matched its pattern every digit sits at a fixed place: st.encode()[i] - 48.
+
+
 def _check_add(a: int, b: int, work: str):
     n = max(len(str(a)), len(str(b)))
     steps = _steps(work)
@@ -124,15 +118,14 @@ def _check_add(a: int, b: int, work: str):
     valid, malformed, error = 0, False, None
     carry = 0  # the carry the text wrote last
     for i, st in enumerate(steps):
-        m = ADD_STEP.fullmatch(st)
-        if m is None:
+        if ADD_STEP.fullmatch(st) is None:
             malformed = True
             error = error or f"step {i + 1} {st!r} is not 'x+y+c=CD'"
             carry = (da[i] + db[i] + carry) // 10
             continue
-        x, y, c, co, s = _ints(m)
-        good = i < n and x == da[i] and y == db[i] and c == carry \
-            and x + y + c == 10 * co + s
+        w = st.encode()  # "x+y+c=CD"
+        x, y, c, co, s = w[0] - 48, w[2] - 48, w[4] - 48, w[6] - 48, w[7] - 48
+        good = i < n and x == da[i] and y == db[i] and c == carry and x + y + c == 10 * co + s
         valid += good
         if not good and error is None:
             error = f"step {i + 1} {st!r} is wrong"
@@ -154,17 +147,18 @@ def _check_sub(a: int, b: int, work: str):
         else:
             error = f"sign {sign!r} is wrong"
     x, y = (a, b) if sign == "+" else (b, a)
+    dx, dy = _places(x, len(steps)), _places(y, len(steps))
     borrow = 0
     for i, st in enumerate(steps[1:]):
-        m = SUB_STEP.fullmatch(st)
-        if m is None:
+        if SUB_STEP.fullmatch(st) is None:
             malformed = True
             error = error or f"column {i + 1} {st!r} is not 'x-y-b=BD'"
-            borrow = int(_column_of(x, i) - _column_of(y, i) - borrow < 0)
+            borrow = int(dx[i] - dy[i] - borrow < 0)
             continue
-        p, q, br, bo, r = _ints(m)
-        good = i < n and p == _column_of(x, i) and q == _column_of(y, i) and br == borrow \
-            and bo <= 1 and p - q - br == r - 10 * bo
+        w = st.encode()  # "p-q-b=BD"
+        p, q, br, bo, r = w[0] - 48, w[2] - 48, w[4] - 48, w[6] - 48, w[7] - 48
+        good = i < n and p == dx[i] and q == dy[i] and br == borrow and bo <= 1 \
+            and p - q - br == r - 10 * bo
         valid += good
         if not good and error is None:
             error = f"column {i + 1} {st!r} is wrong"
@@ -175,25 +169,27 @@ def _check_sub(a: int, b: int, work: str):
 def _check_mul(a: int, b: int, work: str):
     la, lb = len(str(a)), len(str(b))
     rows = _steps(work, ";")
+    da, db = _places(a, la + 1), _places(b, len(rows))
     valid, malformed, error, written = 0, False, None, 0
     prev = 0  # the running sum the text wrote last
     for j, row in enumerate(rows):
-        y_true = _column_of(b, j)
+        y_true = db[j]
         body, sep, total_text = row.partition(">")
         steps = _steps(body)
         written += len(steps) + 1
         malformed |= len(steps) != la or not sep
+        dp = _places(prev, j + len(steps) + 1)  # the sum digit of place j+k is dp[j+k]
         carry = 0
         for k, st in enumerate(steps):
-            m = MUL_STEP.fullmatch(st)
-            if m is None:
+            if MUL_STEP.fullmatch(st) is None:
                 malformed = True
                 error = error or f"row {j + 1} step {k + 1} {st!r} is not 'x*y+s+c=CD'"
-                carry = (_column_of(a, k) * y_true + _column_of(prev, j + k) + carry) // 10
+                carry = ((da[k] if k < la else 0) * y_true + dp[j + k] + carry) // 10
                 continue
-            x, y, s, c, co, r = _ints(m)
-            good = j < lb and k < la and x == _column_of(a, k) and y == y_true \
-                and s == _column_of(prev, j + k) and c == carry and x * y + s + c == 10 * co + r
+            w = st.encode()  # "x*y+s+c=CD"
+            x, y, s, c, co, r = w[0] - 48, w[2] - 48, w[4] - 48, w[6] - 48, w[8] - 48, w[9] - 48
+            good = j < lb and k < la and x == da[k] and y == y_true and s == dp[j + k] \
+                and c == carry and x * y + s + c == 10 * co + r
             valid += good
             if not good and error is None:
                 error = f"row {j + 1} step {k + 1} {st!r} is wrong"
