@@ -41,7 +41,9 @@ def _root(
 
 
 def _command(name: str, fn) -> None:
-    app.command(name)(user_errors(fn))
+    doc = (fn.__doc__ or "").strip()
+    summary = " ".join(doc.split("\n\n")[0].split())  # first paragraph, on one line
+    app.command(name, short_help=summary or None)(user_errors(fn))
 
 
 _command("sample", sample_cmd.sample)
@@ -56,5 +58,11 @@ _command("report", report_cmd.report)
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. SIGTERM becomes a normal exit, so `finally` blocks run and no
+    temporary file is left behind (the trainer installs its own handler while it trains)."""
+    import signal
+    import sys
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     app(prog_name="minigpt")
