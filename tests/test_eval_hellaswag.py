@@ -46,8 +46,14 @@ def run(model, tok, path, **options) -> dict:
     return HellaSwagTask().run(model, tok, path, HellaSwagOptions(**options), no_progress)
 
 
-def test_batched_scoring_equals_the_straightforward_way_with_cropping():
-    model = tiny(100, block=16).double()
+@pytest.mark.parametrize("config", [
+    GPTConfig(vocab_size=100, block_size=16, n_layer=2, n_head=2, n_embd=16),
+    GPTConfig(vocab_size=100, block_size=16, n_layer=1, n_head=4, n_embd=16, bias=False,
+              pad_vocab_to=64),
+])
+def test_batched_scoring_equals_the_straightforward_way_with_cropping(config):
+    torch.manual_seed(0)
+    model = GPT(config).double().eval()
     rng = random.Random(0)
     items = [Item([rng.randrange(100) for _ in range(rng.choice([1, 4, 4, 9]))],
                   [[rng.randrange(100) for _ in range(rng.randint(1, 8))] for _ in range(4)])
