@@ -88,8 +88,8 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
                      settings.workers, out, len(reader.inputs), len(written), funnel.read))
     ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
     with ChainPool(settings.workers, specs, tokenizer) as pool:
-        for cur, tokens in kept_documents(reader, cursor, pool, main, ticker):
-            for info in writer.add(tokens):
+        for cur, tokens, split in kept_documents(reader, cursor, pool, main, ticker):
+            for info in writer.add(tokens, split):
                 written.append(info)
                 on_event(ShardDone(info.name, info.tokens, info.documents))
                 state = _save(out, state, written, cur, funnel, reader, writer, main)
@@ -186,7 +186,7 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
     ticker = _Ticker("vocabulary", reader, [], funnel, [], on_event)
     chars: set[str] = set()
     with ChainPool(settings.workers, specs, None) as pool:
-        for _, found in kept_documents(reader, Cursor(), pool, main, ticker):
+        for _, found, _ in kept_documents(reader, Cursor(), pool, main, ticker):
             chars.update(found)  # type: ignore[arg-type]
     if not chars:
         raise MinigptError(no_documents_message(settings.source, funnel))
@@ -194,8 +194,9 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
 
 
 def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainChain,
-                   ticker: _Ticker) -> Iterator[tuple[Cursor, Payload]]:
-    """Kept documents' payloads in input order, each with the cursor just after it."""
+                   ticker: _Ticker) -> Iterator[tuple[Cursor, Payload, str | None]]:
+    """Kept documents' payloads in input order, each with the cursor just after it and the
+    split its source marked (``meta["split"]``: "val" sends it to shard 0; see writer.py)."""
     for (cursors, docs), res in pool.map(_batches(reader.documents(start)), lambda b: b[1]):
         if res.lengths is not None:
             ends = np.cumsum(res.lengths)
@@ -205,7 +206,7 @@ def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainCha
             else:
                 payload = res.tokens[ends[i] - res.lengths[i]:ends[i]] if res.lengths[i] else None
             if (kept := main.settle(doc, i, res, payload)) is not None:
-                yield cursors[i], kept
+                yield cursors[i], kept, doc.meta.get("split")
         ticker.tick(cursors[-1])
 
 

@@ -6,6 +6,10 @@ documents that *start* in it -- the number of ``<|endoftext|>`` tokens it holds,
 ``--verify`` counts. With ``--part i/N`` the k-th shard of part i gets the index
 ``k * N + (i - 1)``: names never collide across parts and only part 1 writes ``val_000000``
 (``--merge`` then renumbers them so that each part's shards are consecutive).
+
+A source that splits its data itself marks its validation documents ``meta["split"] = "val"``
+and yields them first: they fill shard 0, which is closed when the first other document comes
+(shorter than ``shard_size``), so ``val_000000`` holds exactly the held-out documents.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from minigpt_cli import atomic, shards
+from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding.config import Part
 
 
@@ -64,6 +69,7 @@ class ShardWriter:
         self._buf = np.empty(shard_size, dtype=np.uint16)  # (shard_size,)
         self._fill = 0
         self._docs = carry_docs
+        self._val_marked = False  # shard 0 is being filled with documents marked "val"
         if carry is not None and len(carry):
             self._buf[:len(carry)] = carry
             self._fill = len(carry)
@@ -77,9 +83,13 @@ class ShardWriter:
     def carry_docs(self) -> int:
         return self._docs
 
-    def add(self, tokens: np.ndarray) -> list[ShardInfo]:
+    def add(self, tokens: np.ndarray, split: str | None = None) -> list[ShardInfo]:
         """Append one document; return the shards it completed (usually none)."""
         done = []
+        if split == "val":
+            self._check_val(len(tokens))
+        elif self._val_marked and global_index(self.next_local, self.part) == 0:
+            done.append(self._flush())  # the marked validation documents end here
         self._docs += 1
         pos = 0
         while pos < len(tokens):
@@ -90,6 +100,17 @@ class ShardWriter:
             if self._fill == len(self._buf):
                 done.append(self._flush())
         return done
+
+    def _check_val(self, n: int) -> None:
+        if global_index(self.next_local, self.part) != 0 or (self._fill and not self._val_marked):
+            raise MinigptError("The source marked a validation document after training "
+                               "documents (or in a --part other than 1/N): validation documents "
+                               "must come first, so that they fill val_000000.bin alone.")
+        if self._fill + n > len(self._buf):
+            raise MinigptError(f"The source's validation documents hold more than --shard-size "
+                               f"({len(self._buf)}) tokens, but must fit in val_000000.bin; "
+                               "raise --shard-size, or hold out less text.")
+        self._val_marked = True
 
     def finish(self) -> ShardInfo | None:
         """Write the last, shorter shard if any tokens are left."""
@@ -104,6 +125,7 @@ class ShardWriter:
         self.next_local += 1
         self._fill = 0
         self._docs = 0
+        self._val_marked = False
         return info
 
 
