@@ -101,7 +101,7 @@ def test_compare_prints_one_table_with_the_reference_and_reuses_saved_results(fi
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--option", "strides=3"], "--option strides: unknown option"),
+    (["--option", "strides=3"], "option 'strides' (--option or the config's eval.options table): unknown"),
     (["--option", "stride"], "is not KEY=VALUE"),
     (["--limit", "0"], "--limit"),
 ])

@@ -80,9 +80,9 @@ def print_result(doc: dict) -> None:
         table.add_row(k, _fmt(v))
     table.add_row("items" if d.get("unit") in (None, "items") else d["unit"], _fmt(doc["items"]))
     rt = doc["runtime"]
-    table.caption = f"{rt['seconds']:.1f} s, {rt['items_per_s']:.1f} {d.get('unit', 'items')}/s " \
-        f"on {rt['device']} ({rt['dtype']})"
     console.print(table)
+    console.print(f"[dim]{rt['seconds']:.1f} s, {rt['items_per_s']:.1f} "
+                  f"{d.get('unit', 'items')}/s on {rt['device']} ({rt['dtype']})[/dim]")
     if task == "math":
         _print_math(d)
     if task == "loss" and d.get("bytes"):
@@ -100,8 +100,8 @@ def print_result(doc: dict) -> None:
 def _print_math(d: dict) -> None:
     splits = d.get("splits", {})
     table = Table(title="by operation and operand lengths (test | train)", title_justify="left")
-    for col in ("problems", "n", "exact", "steps valid", "train exact"):
-        table.add_column(col, justify="left" if col == "problems" else "right")
+    for col in ("subset", "n", "exact", "steps valid", "train exact"):
+        table.add_column(col, justify="left" if col == "subset" else "right")
     test, train = splits.get("test", {}), splits.get("train", {})
     for key in ("by_op", "by_length"):
         for name, row in test.get(key, {}).items():

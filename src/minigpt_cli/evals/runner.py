@@ -81,7 +81,7 @@ def build_options(task, s: EvalSettings) -> EvalOptions:
         for err in e.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
             flag = f"--{key.replace('_', '-')}" if key in ("limit", "batch_size") else \
-                f"--option {key}"
+                f"option {key!r} (--option or the config's eval.options table)"
             msg = "unknown option for this task" if err["type"] == "extra_forbidden" \
                 else err["msg"]
             lines.append(f"  {flag}: {msg}")

@@ -191,7 +191,7 @@ def _checkpoint_section(run: Run) -> Section:
 
 def title(run: Run) -> tuple[str, str]:
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    sub = f"{run.folder} · written {when} by minigpt {__version__}"
+    sub = f"{run.folder.resolve()} · written {when} by minigpt {__version__}"
     return f"Run report: {run.folder.name}", sub
 
 

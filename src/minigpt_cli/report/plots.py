@@ -4,6 +4,7 @@ an optional extra: ``pip install 'minigpt[report]'``)."""
 from __future__ import annotations
 
 import io
+import statistics
 
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.report.run import Run
@@ -86,11 +87,12 @@ def make_plots(run: Run) -> dict[str, bytes]:
         ax.plot(px, py, lw=1, label="tokens/s")
         ax.set(xlabel=xlabel, ylabel="tokens/s", title="throughput")
         ax.grid(alpha=0.3)
-        mx, my = _series(run.steps, "mfu", x)
-        if mx:
-            ax2 = ax.twinx()
-            ax2.plot(mx, [100 * v for v in my], lw=1, color="tab:orange", alpha=0.7)
-            ax2.set_ylabel("MFU %", color="tab:orange")
+        ratios = [s["mfu"] / s["tok_per_s"] for s in run.steps
+                  if isinstance(s.get("mfu"), (int, float)) and s.get("tok_per_s")]
+        if ratios:  # MFU is tokens/s times a constant: a second scale, not a second line
+            k = 100 * statistics.median(ratios)
+            right = ax.secondary_yaxis("right", functions=(lambda t: t * k, lambda m: m / k))
+            right.set_ylabel("MFU %")
         out["throughput.png"] = _png(fig)
         plt.close(fig)
     return out
