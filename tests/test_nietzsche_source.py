@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from httpserver import serve
 from typer.testing import CliRunner
 
-from httpserver import serve
 from minigpt_cli import shards
 from minigpt_cli.cli import app
 from minigpt_cli.errors import MinigptError
@@ -136,7 +136,8 @@ def served(nz: Path, keys: list[str]) -> dict[str, bytes]:
 def test_download_verifies_and_caches(nz, tmp_path):
     cache = tmp_path / "cache"
     with serve(served(nz, SMALL)) as server:
-        opts = dict(works=SMALL, val_works=[SMALL[0]], base_url=server.url("/"), cache_dir=cache)
+        opts = {"works": SMALL, "val_works": [SMALL[0]], "base_url": server.url("/"),
+                "cache_dir": cache}
         docs = list(source(**opts).documents())
         assert len(server.state.requests) == 2
         again = list(source(**opts).documents())

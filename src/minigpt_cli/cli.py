@@ -8,6 +8,7 @@ import typer
 
 from minigpt_cli import __version__
 from minigpt_cli.commands import eval as eval_cmd
+from minigpt_cli.commands import finetune as finetune_cmd
 from minigpt_cli.commands import hf as hf_cmd
 from minigpt_cli.commands import make_math as make_math_cmd
 from minigpt_cli.commands import plugins as plugins_cmd
@@ -48,6 +49,7 @@ def _command(name: str, fn) -> None:
 
 _command("sample", sample_cmd.sample)
 _command("pretrain", pretrain_cmd.pretrain)
+_command("finetune", finetune_cmd.finetune)
 _command("shard", shard_cmd.shard)
 _command("make-math", make_math_cmd.make_math)
 _command("plugins", plugins_cmd.plugins)

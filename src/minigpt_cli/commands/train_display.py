@@ -29,9 +29,11 @@ def _dur(seconds: float) -> str:
 def step_line(e) -> str:
     mfu = f"{100 * e.mfu:.1f}%" if e.mfu is not None else "n/a"
     skipped = " | skipped" if e.skipped else ""
-    return (f"step {e.step}/{e.max_steps} | loss {e.loss:.4f} | lr {e.lr:.3e} | "
+    total = f"/{e.max_steps}" if e.max_steps else ""
+    budget = f" of {_dur(e.max_time)}" if e.max_time else ""
+    return (f"step {e.step}{total} | loss {e.loss:.4f} | lr {e.lr:.3e} | "
             f"norm {e.grad_norm:.4f} | tok/s {_num(e.tok_per_s)} | mfu {mfu} | "
-            f"{e.step_time * 1000:.0f}ms | elapsed {_dur(e.elapsed)}{skipped}")
+            f"{e.step_time * 1000:.0f}ms | elapsed {_dur(e.elapsed)}{budget}{skipped}")
 
 
 class TrainDisplay:
@@ -42,6 +44,7 @@ class TrainDisplay:
         self.console = Console(highlight=False, soft_wrap=True)
         self.progress: Progress | None = None
         self.task = None
+        self.by_time = False  # a --max-time run: the bar shows the budget spent
 
     def __enter__(self) -> TrainDisplay:
         return self
@@ -68,19 +71,23 @@ class TrainDisplay:
         self._print(
             f"run {e.run_dir} | {_num(e.params)} params | {_num(e.tokens_per_step)} tokens/step = "
             f"{e.micro_batch} x {e.seq_len} x {e.world} {proc} x {e.accum} accumulation | "
-            f"{e.device} {e.dtype} | steps {e.step + 1}..{e.max_steps}"
+            f"{e.device} {e.dtype} | " + (f"steps {e.step + 1}..{e.max_steps}" if e.max_steps
+                                          else f"from step {e.step + 1}")
+            + (f" | budget {_dur(e.max_time)}" if e.max_time else "")
         )
         for note in e.notes:
             self._print(f"note: {note}")
         if self.live:
             self.progress = Progress(
-                TextColumn("[bold]step {task.completed}/{task.total}"), BarColumn(),
+                TextColumn("[bold]{task.percentage:.0f}% of the time budget" if e.max_time
+                           else "[bold]step {task.completed}/{task.total}"), BarColumn(),
                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 TextColumn("{task.fields[stats]}"), console=self.console, transient=False,
             )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=e.max_steps, completed=e.step,
-                                               stats="")
+            self.by_time = bool(e.max_time)
+            total, done = (e.max_time, 0) if self.by_time else (e.max_steps, e.step)
+            self.task = self.progress.add_task("train", total=total, completed=done, stats="")
 
     def _on_StepEvent(self, e) -> None:
         if self.progress is None:
@@ -89,7 +96,9 @@ class TrainDisplay:
         mfu = f" mfu {100 * e.mfu:.1f}%" if e.mfu is not None else ""
         stats = (f"loss {e.loss:.4f} lr {e.lr:.2e} norm {e.grad_norm:.3f} "
                  f"tok/s {_num(e.tok_per_s)}{mfu}")
-        self.progress.update(self.task, completed=e.step, stats=stats)
+        done = min(e.elapsed, e.max_time) if self.by_time else e.step
+        self.progress.update(self.task, completed=done, stats=f"step {e.step} " * self.by_time
+                             + stats)
 
     def _on_EvalEvent(self, e) -> None:
         best = " (best)" if e.best else ""
@@ -112,7 +121,8 @@ class TrainDisplay:
         if e.best_val is not None:
             best = f" | best val_loss {e.best_val:.4f} at step {e.best_step}"
         why = {"max_steps": "reached --max-steps", "signal": "stopped by a signal, saved",
-               "early_stop": "early stop: val loss stopped improving"}.get(e.reason, e.reason)
+               "early_stop": "early stop: val loss stopped improving",
+               "max_time": "reached --max-time"}.get(e.reason, e.reason)
         self._print(f"done step {e.step} | {why}{best} | checkpoint {e.last_checkpoint} | "
                     f"{_dur(e.elapsed)}")
 

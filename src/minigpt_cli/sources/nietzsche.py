@@ -37,14 +37,13 @@ from minigpt_cli.sources.nietzsche_catalogue import (
     BY_KEY,
     DEFAULT_VAL_WORKS,
     GUTENBERG_BASE,
-    WORKS,
     Work,
 )
 
-START = re.compile(r"^\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
-END = re.compile(r"^\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
-CREDIT = re.compile(r"\A\s*Produced by .*?(?:\n[ \t]*\n|\Z)", re.S)
-END_LINE = re.compile(r"\n[ \t]*End of (?:the )?Project Gutenberg[^\n]*(?:\n[^\n]+)?\Z", re.I)
+START = re.compile(r"^\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.MULTILINE | re.IGNORECASE)
+END = re.compile(r"^\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.MULTILINE | re.IGNORECASE)
+CREDIT = re.compile(r"\A\s*Produced by .*?(?:\n[ \t]*\n|\Z)", re.DOTALL)
+END_LINE = re.compile(r"\n[ \t]*End of (?:the )?Project Gutenberg[^\n]*(?:\n[^\n]+)?\Z", re.IGNORECASE)
 SEPARATOR = "\n\n"  # between works in the chunk split and the benchmark corpus
 
 
@@ -83,7 +82,7 @@ def corpus_text(works: list[str]) -> str:
 
 def split_chunk(text: str, val_fraction: float) -> tuple[str, str]:
     """(train, val): val is the last ``val_fraction`` of the characters."""
-    cut = len(text) - int(round(len(text) * val_fraction))
+    cut = len(text) - round(len(text) * val_fraction)
     return text[:cut], text[cut:]
 
 

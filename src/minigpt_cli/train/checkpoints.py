@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Protocol
+
+import torch
 
 from minigpt_cli.checkpoint import check_weights_match, read_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
@@ -26,6 +29,23 @@ from minigpt_cli.train.state import (
 )
 
 
+class WeightsIO(Protocol):
+    """A run whose trained weights are not the plain GPT (finetune's LoRA adapters) says how
+    they are saved and restored: ``model.safetensors`` always holds a plain GPT-2."""
+
+    def saved_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The plain GPT written as model.safetensors (e.g. adapters merged in)."""
+        ...
+
+    def write_extra(self, model: torch.nn.Module, folder: Path) -> None:
+        """Write any further files into the checkpoint folder being built."""
+        ...
+
+    def restore(self, model: torch.nn.Module, folder: Path) -> None:
+        """Load the trained weights back from a checkpoint folder (resume, rollback)."""
+        ...
+
+
 def step_of(path: Path) -> int:
     m = STEP_DIR.match(Path(path).name)
     return int(m.group(1)) if m else -1
@@ -43,8 +63,11 @@ def save(tr, reason: str) -> Path:
         tensors, meta = optimizer_tensors(tr.raw, tr.optimizer)
         extra = {**spec.extra, "data_manifest_hash": spec.data_id, "tokens_seen": st.tokens_seen,
                  "val_loss": st.val_loss}
-        path = write_checkpoint(spec.run_dir, st.step, tr.raw, spec.tokenizer, tensors, meta, st,
-                                extra)
+        io = spec.weights
+        model = io.saved_model(tr.raw) if io is not None else tr.raw
+        more = (lambda folder: io.write_extra(tr.raw, folder)) if io is not None else None
+        path = write_checkpoint(spec.run_dir, st.step, model, spec.tokenizer, tensors, meta, st,
+                                extra, more)
         prune(spec.run_dir, s.keep_last, s.keep_best, protect={path})
         tr.emit(E.CheckpointEvent(st.step, path, reason))
     D.barrier(tr.d)
@@ -65,8 +88,11 @@ def _load_weights(tr, folder: Path) -> None:
         )
     check_same_tokenizer(ckpt.identity, tr.spec.tokenizer.identity(), f"Checkpoint {folder}",
                          "the training data")
-    check_weights_match(ckpt.config, ckpt.state_dict, str(ckpt.path))
-    tr.raw.load_state_dict(ckpt.state_dict, strict=False)  # lm_head is tied to wte
+    if tr.spec.weights is not None:
+        tr.spec.weights.restore(tr.raw, folder)
+    else:
+        check_weights_match(ckpt.config, ckpt.state_dict, str(ckpt.path))
+        tr.raw.load_state_dict(ckpt.state_dict, strict=False)  # lm_head is tied to wte
     tensors, meta = read_optimizer(folder)
     load_optimizer_tensors(tr.raw, tr.optimizer, tensors, meta, f"Checkpoint {folder}")
 

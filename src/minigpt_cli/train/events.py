@@ -22,6 +22,7 @@ class RunStarted:
     dtype: str
     resumed_from: Path | None = None
     notes: tuple[str, ...] = ()
+    max_time: float | None = None  # seconds: a wall-clock budget (max_steps 0 = no step cap)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class StepEvent:
     elapsed: float  # seconds, over all segments of the run
     step_time: float  # seconds of this step
     skipped: bool = False  # update skipped by the guard
+    max_time: float | None = None  # the run's wall-clock budget, if any
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class GuardEvent:
 @dataclass(frozen=True)
 class RunFinished:
     step: int
-    reason: str  # max_steps | signal | early_stop
+    reason: str  # max_steps | max_time | signal | early_stop
     run_dir: Path
     last_checkpoint: Path | None
     best_val: float | None = None

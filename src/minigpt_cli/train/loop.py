@@ -58,6 +58,7 @@ class RunSpec:
     extra: dict = field(default_factory=dict)  # stored in every model.safetensors
     resume: Path | None = None
     notes: tuple[str, ...] = ()
+    weights: C.WeightsIO | None = None  # custom weight saving/restoring (finetune's LoRA)
 
     @property
     def tokens_per_step(self) -> int:
@@ -123,6 +124,9 @@ class Trainer:
         self.peak = None
         self.metrics: MetricsLog | None = None
         self.last_ckpt: Path | None = None
+        self.cap = settings.step_cap()  # None: no step limit (a --max-time run)
+        self._clock: tuple[float, float] = (time.perf_counter(), 0.0)  # (start, elapsed then)
+        self._last_lr = 0.0
         self.model = self.raw
         if settings.compile:
             self.model = torch.compile(self.raw)
@@ -140,20 +144,21 @@ class Trainer:
             spec.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics = MetricsLog(spec.run_dir, self.state.step if spec.resume else None,
                                       s.tensorboard)
-            self._emit(E.RunStarted(spec.run_dir, self.state.step, s.max_steps,
+            self._emit(E.RunStarted(spec.run_dir, self.state.step, self.cap or 0,
                                     self.raw.num_params(), spec.tokens_per_step, spec.micro_batch,
                                     spec.seq_len, spec.accum, self.d.world, str(self.device),
-                                    str(spec.dtype).split(".")[-1], spec.resume, tuple(notes)))
+                                    str(spec.dtype).split(".")[-1], spec.resume, tuple(notes),
+                                    s.max_time))
         reason = "max_steps"
-        t_start, elapsed0 = time.perf_counter(), self.state.elapsed
+        self._clock = (time.perf_counter(), self.state.elapsed)
         try:
             with Stop() as stop:
-                while self.state.step < s.max_steps:
+                while self.cap is None or self.state.step < self.cap:
                     step = self.state.step + 1
                     t0 = time.perf_counter()
                     loss, norm, skipped, stop_all = self._step(step, stop)
                     dt = time.perf_counter() - t0
-                    self.state.elapsed = elapsed0 + time.perf_counter() - t_start
+                    self.state.elapsed = self.elapsed()
                     self._after_step(step, loss, norm, skipped, dt)
                     verdict = self._last_verdict
                     if verdict.rollback:
@@ -165,6 +170,9 @@ class Trainer:
                         break
                     if self._periodic(step):
                         reason = "early_stop"
+                        break
+                    if self._out_of_time(dt):
+                        reason = "max_time"
                         break
                 final_eval = reason != "signal" and self.state.val_loss is None
                 if final_eval and self.val is not None and self.state.step > 0:
@@ -178,6 +186,19 @@ class Trainer:
                              self.state.best_val, self.state.best_step, self.state.elapsed)
         self._emit(done)
         return done
+
+    def elapsed(self) -> float:
+        """Training wall-clock seconds so far, over all segments of the run."""
+        start, before = self._clock
+        return before + time.perf_counter() - start
+
+    def _out_of_time(self, step_time: float) -> bool:
+        """--max-time: would one more step end past the budget? (every rank gets the same
+        answer: stop when any rank's clock says so)"""
+        if self.s.max_time is None:
+            return False
+        late = self.elapsed() + step_time > self.s.max_time
+        return bool(D.all_sum(self.d, [float(late)], self.device)[0]) if self.d.enabled else late
 
     def _emit(self, event) -> None:
         if self.d.main:
@@ -225,7 +246,7 @@ class Trainer:
             verdict = type(verdict)(True, False, None)  # the gradient scaler handles overflow
         self._last_verdict = verdict
         if verdict.update:
-            lr = self.lr()
+            lr = self._last_lr = self.lr()
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
             self.scaler.step(self.optimizer)
@@ -238,7 +259,13 @@ class Trainer:
         return loss_value, norm, skipped, stop_votes > 0
 
     def lr(self) -> float:
-        return self.schedule.lr(self.state.step) * self.state.lr_scale
+        """The LR of the next update: by step, or by the share of --max-time spent."""
+        if self.s.max_time is None:
+            return self.schedule.lr(self.state.step) * self.state.lr_scale
+        used = self.elapsed() / self.s.max_time
+        if self.cap is not None:
+            used = max(used, self.state.step / self.cap)
+        return self.schedule.lr_in_budget(self.state.step, used) * self.state.lr_scale
 
     def _counted(self, refs) -> int:
         """Targets that count in the whole step (every rank's windows)."""
@@ -260,10 +287,11 @@ class Trainer:
             return
         tps = self.spec.tokens_per_step / max(dt, 1e-9)
         mfu = self.fpt * tps / (self.peak * self.d.world) if self.peak else None
-        lr = self.schedule.lr(step - 1) * self.state.lr_scale
-        event = E.StepEvent(step, self.s.max_steps, loss, lr, norm, self.state.tokens_seen, tps,
-                            mfu, self.state.elapsed, dt, skipped)
-        if step % self.s.log_every == 0 or step == self.s.max_steps:
+        lr = self.schedule.lr(step - 1) * self.state.lr_scale if self.s.max_time is None \
+            else self._last_lr
+        event = E.StepEvent(step, self.cap or 0, loss, lr, norm, self.state.tokens_seen, tps,
+                            mfu, self.state.elapsed, dt, skipped, self.s.max_time)
+        if step % self.s.log_every == 0 or step == self.cap:
             rec = {"step": step, "loss": loss, "lr": lr, "grad_norm": norm,
                    "tokens_seen": self.state.tokens_seen, "tok_per_s": tps, "mfu": mfu,
                    "elapsed": self.state.elapsed}
@@ -279,11 +307,12 @@ class Trainer:
         stop = False
         ckpt_due = s.checkpoint_every > 0 and step % s.checkpoint_every == 0
         eval_due = s.eval_every > 0 and step % s.eval_every == 0
-        if self.val is not None and (eval_due or ckpt_due) and step < s.max_steps:
+        last = self.cap is not None and step >= self.cap
+        if self.val is not None and (eval_due or ckpt_due) and not last:
             stop = self._evaluate(step)
         if s.sample_every > 0 and step % s.sample_every == 0 and self.d.main:
             self._sample(step)
-        if ckpt_due and step < s.max_steps:
+        if ckpt_due and not last:
             C.save(self, "periodic")
         return stop
 

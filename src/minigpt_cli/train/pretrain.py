@@ -42,7 +42,9 @@ def enable_tf32(device: torch.device) -> None:
 
 def model_config(s: PretrainSettings, vocab_size: int) -> GPTConfig:
     pad = s.pad_vocab_to if s.pad_vocab_to is not None else (64 if vocab_size > 1024 else 1)
-    return preset_config(s.model, vocab_size=vocab_size, pad_vocab_to=pad, dropout=s.dropout)
+    return preset_config(s.model, vocab_size=vocab_size, pad_vocab_to=pad, dropout=s.dropout,
+                         n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd,
+                         block_size=s.block_size)
 
 
 def find_resume(resume: str | None, out: Path) -> Path | None:

@@ -5,6 +5,9 @@
 - constant: linear warmup, then the peak.
 - wsd: warmup-stable-decay (Hu et al. 2024, "MiniCPM"): warmup, the peak, then a linear decay
   to ``min_lr`` over the last ``decay_steps`` steps.
+
+Under a wall-clock budget (``--max-time``) the same shapes run on the share of the budget used
+instead of the step (``lr_in_budget``): the number of steps that fit is not known in advance.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ class Schedule:
     warmup_steps: int
     max_steps: int
     decay_steps: int  # cosine: step where the floor is reached; wsd: length of the decay
+    warmup_share: float | None = None  # budget mode: warmup over this share (None: by steps)
+    decay_share: float = 0.2  # budget mode, wsd: the decay takes this last share
 
     def lr(self, it: int) -> float:
         """LR for the update that follows ``it`` completed steps (0-based)."""
@@ -43,6 +48,27 @@ class Schedule:
         return self.min_lr + coeff * (self.max_lr - self.min_lr)
 
 
+    def lr_in_budget(self, it: int, used: float) -> float:
+        """LR for the update after ``it`` steps when the share ``used`` (0..1) of a time budget
+        is spent: warmup (by steps, or over ``warmup_share``), then cosine to ``min_lr`` at
+        the end of the budget, the peak (constant), or the peak then a linear decay over the
+        last ``decay_share`` (wsd)."""
+        used = min(max(used, 0.0), 1.0)
+        if self.warmup_share is None and it < self.warmup_steps:
+            return self.max_lr * (it + 1) / self.warmup_steps
+        if self.warmup_share is not None and used < self.warmup_share:
+            return self.max_lr * max(used / self.warmup_share, 1.0 / 1000)
+        if self.kind == "constant":
+            return self.max_lr
+        if self.kind == "wsd":
+            start = 1.0 - self.decay_share
+            if used < start:
+                return self.max_lr
+            return self.max_lr + (used - start) / self.decay_share * (self.min_lr - self.max_lr)
+        coeff = 0.5 * (1.0 + math.cos(math.pi * used))  # 1 -> 0 over the budget
+        return self.min_lr + coeff * (self.max_lr - self.min_lr)
+
+
 def build_schedule(settings) -> Schedule:
     """From TrainSettings: warmup defaults to 5% of the run, decay to the run's end (cosine)
     or its last 20% (wsd)."""
@@ -52,6 +78,7 @@ def build_schedule(settings) -> Schedule:
         decay = settings.decay_steps if settings.decay_steps is not None else max(1, steps // 5)
     else:
         decay = settings.decay_steps if settings.decay_steps is not None else steps
+    budget = getattr(settings, "max_time", None) is not None
     return Schedule(
         kind=settings.schedule,
         max_lr=settings.lr,
@@ -59,4 +86,5 @@ def build_schedule(settings) -> Schedule:
         warmup_steps=warmup,
         max_steps=steps,
         decay_steps=decay,
+        warmup_share=0.05 if budget and settings.warmup_steps is None else None,
     )

@@ -33,7 +33,15 @@ class TrainSettings(DeviceSettings):
     seq_len: int | None = Field(
         None, ge=2, description="Tokens per training sequence. Default: the model's context.",
     )
-    max_steps: int = Field(1000, ge=1, description="Optimizer steps to train for.")
+    max_steps: int = Field(1000, ge=1, description="Optimizer steps to train for (with "
+                           "--max-time and no --max-steps given: no step limit).")
+    max_time: float | None = Field(
+        None, gt=0, description="Wall-clock budget of the run: stop (final eval, checkpoint) "
+        "before a step would end past it; compilation, evals and checkpoints count. The LR "
+        "schedule then runs on the share of the budget used: warmup over its first 5% (or "
+        "--warmup-steps), cosine to the floor at its end, wsd decaying over its last 20%. "
+        "Seconds, or a number with s, m or h (90s, 5m, 1.5h).",
+    )
     lr: float = Field(6e-4, gt=0, description="Peak learning rate.")
     min_lr_ratio: float = Field(
         0.1, ge=0, le=1, description="Floor of the decay as a fraction of --lr (GPT-3: 10%).",
@@ -117,6 +125,25 @@ class TrainSettings(DeviceSettings):
             raise ValueError("must be at least 1 or 'auto'")
         return v
 
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _duration(cls, v):
+        if isinstance(v, str):
+            text = v.strip().lower()
+            scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+            try:
+                return float(text[:-1] if scale else text) * (scale or 1)
+            except ValueError:
+                raise ValueError("must be seconds or a number with s, m or h, e.g. 300, "
+                                 "5m, 1.5h") from None
+        return v
+
+    def step_cap(self) -> int | None:
+        """The step limit: --max-steps, except under --max-time when it was not given."""
+        if self.max_time is not None and "max_steps" not in self.model_fields_set:
+            return None
+        return self.max_steps
+
     @field_validator("inject_faults")
     @classmethod
     def _faults(cls, v):
@@ -138,6 +165,11 @@ class PretrainSettings(TrainSettings):
         None, ge=1, description="Round the embedding table up to a multiple of this (faster "
         "matmuls). Default: 64 for vocabularies over 1024 ids, else none.",
     )
+    n_layer: int | None = Field(None, ge=1, description="Override the preset's layer count.")
+    n_head: int | None = Field(None, ge=1, description="Override the preset's head count.")
+    n_embd: int | None = Field(None, ge=1, description="Override the preset's width.")
+    block_size: int | None = Field(None, ge=2, description="Override the preset's context "
+                                   "(learned positions).")
     out: Path = Field(Path("runs/pretrain"), description="Run folder: checkpoints, "
                       "metrics.jsonl, settings.json.")
     resume: str | None = Field(

@@ -113,7 +113,9 @@ def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
 
 
 def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, optimizer_meta,
-                     state: TrainerState, extra: dict) -> Path:
+                     state: TrainerState, extra: dict, more=None) -> Path:
+    """``more(folder)``, when given, writes further files into the folder before it is renamed
+    into place."""
     from safetensors.torch import save_file
 
     final = step_dir(run, step)
@@ -125,6 +127,8 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
         with atomic.atomic_path(tmp / OPTIMIZER_NAME) as t:
             save_file(optimizer_tensors, str(t), metadata=optimizer_meta)
         atomic.write_json(tmp / STATE_NAME, state.to_dict())
+        if more is not None:
+            more(tmp)
         old = None
         if final.exists():  # e.g. a signal right after a periodic save of the same step
             old = run / f".{final.name}.old-{os.getpid()}"

@@ -1,0 +1,146 @@
+"""`minigpt finetune` in the core: load the starting weights, check them against the data, set
+up dropout / frozen blocks / LoRA, and hand everything to the one training loop. Every bad input
+fails here, before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from minigpt_cli.checkpoint import read_checkpoint
+from minigpt_cli.errors import IncompatibleError, MinigptError
+from minigpt_cli.finetune.lora_weights import LoraWeights
+from minigpt_cli.finetune.settings import FinetuneSettings
+from minigpt_cli.model import GPT
+from minigpt_cli.settings import dump
+from minigpt_cli.tokenizer import Tokenizer
+from minigpt_cli.train import distributed as D
+from minigpt_cli.train import events as E
+from minigpt_cli.train.batching import accumulation
+from minigpt_cli.train.data import ShardFolder, check_fits, open_shard_folder
+from minigpt_cli.train.loader import ValWindows, WindowStream
+from minigpt_cli.train.loop import RunSpec, Trainer
+from minigpt_cli.train.plan import auto_micro_batch
+from minigpt_cli.train.pretrain import compute_dtype, enable_tf32, find_resume, save_settings
+
+
+def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
+    """The starting weights (float32, CPU) with the run's dropout, their tokenizer, and what
+    they are, in words."""
+    if s.from_hf is not None:
+        from minigpt_cli.hf import load_hf
+
+        model, tok = load_hf(s.from_hf)
+        what = f"--from-hf {s.from_hf}"
+    else:
+        from minigpt_cli.checkpoint import load_checkpoint
+
+        model, tok, _ = load_checkpoint(s.from_checkpoint)
+        what = f"--from {s.from_checkpoint}"
+    model = model.float()
+    if model.config.dropout != s.dropout:  # dropout lives in the modules: rebuild with it
+        from minigpt_cli.checkpoint import TIED, build_model
+
+        state = {k: v for k, v in model.state_dict().items() if k != TIED}
+        model = build_model(replace(model.config, dropout=s.dropout), state, what)
+    return model, tok, what
+
+
+def check_vocabulary(model: GPT, tok: Tokenizer, what: str, data: ShardFolder) -> None:
+    """The data's token ids must mean what the model learned they mean."""
+    mine, theirs = tok.identity(), data.tokenizer.identity()
+    if mine != theirs:
+        how = ("--tokenizer char --char-vocab <the manifest.json of the shards the model was "
+               "trained on>" if mine.name == "char" else f"--tokenizer {mine.name}")
+        raise IncompatibleError(
+            f"{what} was trained with tokenizer {mine} ({tok.vocab_size} ids), but --data "
+            f"{data.folder} was tokenized with {theirs} ({data.tokenizer.vocab_size} ids): the "
+            "same id would mean different text, so training would only scramble the model. "
+            f"Re-shard the text with the model's tokenizer (`minigpt shard ... {how}`), or "
+            "start from a model trained with the data's tokenizer."
+        )
+    if data.tokenizer.vocab_size > model.config.vocab_size:
+        raise IncompatibleError(
+            f"{what} predicts {model.config.vocab_size} ids but the data's tokenizer has "
+            f"{data.tokenizer.vocab_size}.")
+
+
+def freeze_blocks(model: GPT, k: int) -> None:
+    if k > model.config.n_layer:
+        raise MinigptError(f"--freeze-blocks {k}: the model has only {model.config.n_layer} "
+                           "blocks. Freeze fewer.")
+    for block in model.transformer.h[:k]:
+        for p in block.parameters():
+            p.requires_grad_(False)
+
+
+def check_resume(folder: Path, model: GPT, s: FinetuneSettings) -> None:
+    ckpt = read_checkpoint(folder, load_tensors=False)
+    if ckpt.config != model.config:
+        a, b = ckpt.config, model.config
+        raise IncompatibleError(
+            f"--resume {folder} is a different model (n_layer={a.n_layer}, n_embd={a.n_embd}, "
+            f"vocab={a.vocab_size}, block={a.block_size}, dropout={a.dropout}) than {s.source} "
+            f"with --dropout {s.dropout} (n_layer={b.n_layer}, n_embd={b.n_embd}, "
+            f"vocab={b.vocab_size}, block={b.block_size}). Resume with the settings of the "
+            "first run (settings.json in its run folder).")
+    lora = (folder / LoraWeights.FILE).exists()
+    if lora != (s.lora_rank is not None):
+        raise MinigptError(
+            f"--resume {folder} was a {'LoRA' if lora else 'full'} fine-tune; resume it "
+            + ("with the same --lora-rank and --lora-targets." if lora else "without --lora-rank."))
+
+
+def prepare(s: FinetuneSettings, d: D.Dist, listener: E.Listener) -> Trainer:
+    data = open_shard_folder(s.data)
+    model, tok, what = load_base(s)
+    check_vocabulary(model, tok, what, data)
+    seq_len = s.seq_len or model.config.block_size
+    if seq_len > model.config.block_size:
+        raise MinigptError(f"--seq-len {seq_len} is longer than the context of {what} "
+                           f"({model.config.block_size} positions). Use --seq-len "
+                           f"{model.config.block_size} or less.")
+    check_fits(data, seq_len)
+    resume = find_resume(s.resume, s.out)
+    if resume is not None:
+        check_resume(resume, model, s)
+    freeze_blocks(model, s.freeze_blocks)
+    weights, notes = None, [f"starting from {what}"]
+    if s.lora_rank is not None:
+        torch.manual_seed(s.seed)  # the adapters' initial A
+        weights = LoraWeights.attach(model, s, what)
+        notes.append(f"LoRA rank {s.lora_rank} on {', '.join(s.lora_targets)}: "
+                     f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
+                     "trainable parameters")
+    elif s.freeze_blocks:
+        notes.append(f"blocks 0..{s.freeze_blocks - 1} frozen")
+    device = d.device
+    dtype = compute_dtype(s.dtype, device)
+    enable_tf32(device)
+    micro = s.micro_batch
+    if micro == "auto":
+        micro = auto_micro_batch(model.config, model.num_params(), s.tokens_per_step, seq_len,
+                                 d.world, device, dtype, s.activation_checkpointing)
+        notes.append(f"--micro-batch auto chose {micro}")
+    tokens = s.tokens_per_step or micro * seq_len * d.world
+    accum = accumulation(tokens, micro, seq_len, d.world)
+    torch.manual_seed(s.seed + d.rank)  # dropout streams differ per rank
+    train = WindowStream(data.train, data.train_masks, seq_len, seed=s.seed)
+    val = ValWindows([data.val], [data.val_mask], seq_len)
+    extra = {"kind": "finetune", "from": what, "settings": dump(s), "data": str(s.data)}
+    spec = RunSpec(s.out, tok, micro, seq_len, accum, d, dtype, data_id=data.manifest_hash,
+                   extra=extra, resume=resume, notes=tuple(notes), weights=weights)
+    return Trainer(model, train, val, s, spec, listener)
+
+
+def run_finetune(s: FinetuneSettings, listener: E.Listener = E.ignore) -> E.RunFinished:
+    """Fine-tune; every input is checked before anything is written."""
+    d = D.setup(s.device)
+    try:
+        trainer = prepare(s, d, listener)
+        save_settings(s, s.out, d)
+        return trainer.run()
+    finally:
+        D.teardown(d)
