@@ -36,7 +36,7 @@ class GPTConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
+    def from_dict(cls, d: dict) -> GPTConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
@@ -82,22 +82,28 @@ class KVCache:
     """Pre-allocated keys/values for every layer: (n_layer, B, n_head, max_len, head_dim).
 
     Decoding writes one position per step in place, so generation allocates nothing per token.
+    The buffers start uninitialised (`empty`, no 75 MB zero-fill for gpt2): only positions
+    below ``length`` are ever read.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype) -> None:
         hs = config.n_embd // config.n_head
         shape = (config.n_layer, batch_size, config.n_head, max_len, hs)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
+        self._k, self._v = self.k.unbind(0), self.v.unbind(0)  # per layer: (B, nh, max_len, hs)
         self.max_len = max_len
         self.length = 0  # positions filled so far
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store k, v (B, nh, T, hs) at the next positions; return all keys/values so far."""
-        start, end = self.length, self.length + k.size(2)
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        start, T = self.length, k.size(2)
+        if start + T > self.max_len:
+            raise ValueError(f"KV cache of {self.max_len} positions cannot hold {start + T}")
+        lk, lv = self._k[layer], self._v[layer]
+        lk.narrow(2, start, T).copy_(k)  # in place: no allocation per step
+        lv.narrow(2, start, T).copy_(v)
+        return lk.narrow(2, 0, start + T), lv.narrow(2, 0, start + T)  # (B, nh, start + T, hs)
 
 
 class CausalSelfAttention(nn.Module):
@@ -114,28 +120,25 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, C = x.size()
-        hs = C // self.n_head
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        dropout_p = self.dropout if self.training else 0.0
-        if cache is None or cache.length == 0:
-            if cache is not None:
-                cache.update(layer, k, v)
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        else:
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs), views: no copies
+        past = 0
+        if cache is not None:
             past = cache.length
             k, v = cache.update(layer, k, v)  # (B, nh, past + T, hs)
-            if T == 1:
-                # one new query attends to every cached position: no mask needed
-                y = F.scaled_dot_product_attention(q, k, v)
-            else:
-                # a chunk after a prefix: query i sees keys up to past + i
-                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): re-assemble heads
-        return self.resid_dropout(self.c_proj(y))
+        if past == 0:
+            dropout_p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        elif T == 1:
+            # one new query attends to every cached position: no mask needed
+            y = F.scaled_dot_product_attention(q, k, v)
+        else:
+            # a chunk after a prefix: query i sees keys up to past + i
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        # (B, nh, T, hs) -> (B, T, C): re-assemble heads (a view when T == 1)
+        y = self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.resid_dropout(y) if self.training else y  # eval: skip the no-op call
 
 
 class MLP(nn.Module):
@@ -148,7 +151,8 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        y = self.c_proj(self.gelu(self.c_fc(x)))
+        return self.dropout(y) if self.training else y
 
 
 class Block(nn.Module):
@@ -168,6 +172,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    gradient_checkpointing = False  # set by the trainer: recompute block activations in backward
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         problems = config.validate()
@@ -230,16 +236,23 @@ class GPT(nn.Module):
             raise ValueError(
                 f"sequence of {start + T} tokens exceeds the context of {self.config.block_size}"
             )
-        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
-        x = self.transformer.drop(x)
+        # learned positions start..start+T-1: a slice of the table (no index tensor per step)
+        x = self.transformer.wte(idx) + self.transformer.wpe.weight[start : start + T]  # (B, T, C)
+        if self.training:
+            x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache, i)
+            if self.gradient_checkpointing and self.training and cache is None:
+                # the trainer's --activation-checkpointing
+                from torch.utils.checkpoint import checkpoint
+
+                x = checkpoint(block, x, use_reentrant=False)  # recompute in backward
+            else:
+                x = block(x, cache, i)
         if cache is not None:
             cache.length += T
-        x = self.transformer.ln_f(x)
         if last_only:
-            x = x[:, -1:, :]  # (B, 1, C)
+            x = x[:, -1:, :]  # (B, 1, C): LayerNorm is per position, so normalise only this one
+        x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V_padded)
         if self.config.padded_vocab_size != self.config.vocab_size:
             logits = logits[..., : self.config.vocab_size]  # padded ids are never predicted
@@ -254,7 +267,8 @@ class GPT(nn.Module):
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         p = self.transformer.wte.weight
-        return KVCache(self.config, batch_size, max_len or self.config.block_size, p.device, p.dtype)
+        max_len = max_len or self.config.block_size
+        return KVCache(self.config, batch_size, max_len, p.device, p.dtype)
 
 
 def with_overrides(config: GPTConfig, **overrides) -> GPTConfig:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch.nn import functional as F
@@ -28,21 +28,28 @@ def crop_prompt(ids: list[int], block_size: int) -> tuple[list[int], int]:
     return ids[-keep:], len(ids) - keep
 
 
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """logits (B, V) -> the same with -inf outside the top ``top_k`` and outside the nucleus:
+    the smallest set of the likeliest tokens whose probability reaches ``top_p`` (Holtzman et
+    al. 2019). The likeliest token always stays."""
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
+        probs = F.softmax(sorted_logits, dim=-1)
+        # drop a token when the mass before it already reaches top_p
+        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p  # (B, V)
+        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
 def next_token(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None):
     """logits (B, V) -> token ids (B,)."""
     if params.temperature == 0.0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / params.temperature
-    if params.top_k is not None and params.top_k < logits.size(-1):
-        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if params.top_p is not None and params.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
-        cum = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-        # drop a token when the mass before it already reaches top_p (the top one always stays)
-        drop_sorted = (cum - F.softmax(sorted_logits, dim=-1)) >= params.top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+    logits = filter_logits(logits.float() / params.temperature, params.top_k, params.top_p)
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
@@ -75,7 +82,8 @@ def generate(
     seq = torch.empty(num_samples, total, dtype=torch.long, device=device)  # all tokens so far
     seq[:, : ids.size(1)] = ids
     n = ids.size(1)
-    cache = model.new_cache(num_samples, block) if use_cache else None
+    # room for what this call can use: 20 MB instead of 75 MB per sample for gpt2 at 16 + 256
+    cache = model.new_cache(num_samples, min(block, total)) if use_cache else None
     logits, _ = model(seq[:, :n][:, -block:], cache=cache, last_only=True)
     done = torch.zeros(num_samples, dtype=torch.bool, device=device)
     for step in range(params.max_new_tokens):
@@ -88,7 +96,7 @@ def generate(
             return
         seq[:, n] = tok
         n += 1
-        if cache is not None and cache.length < block:
+        if cache is not None and cache.length < cache.max_len:
             logits, _ = model(seq[:, n - 1 : n], cache=cache, last_only=True)
         else:
             logits, _ = model(seq[:, max(0, n - block) : n], last_only=True)
