@@ -191,6 +191,10 @@ def flops_step(preset, seq, tokens):
     return flops_per_token(preset_config(preset, pad_vocab_to=64), seq) * tokens
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip-gpt2", action="store_true", help="skip the gpt2 preset (minutes)")
@@ -201,7 +205,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time the baby shape compiled")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}")
+          f"{torch.backends.cpu.get_cpu_capability()}, load average {_load()} (other work on "
+          "the machine slows every figure; compare the ratios)")
     pk = peaks()
     print(f"\n1. matmul peak (median): fp32 {pk['float32'] / 1e9:.1f} GFLOP/s (2048^3), "
           f"bf16 {pk['bfloat16'] / 1e9:.2f} GFLOP/s (1024^3); bf16 / fp32 = "
@@ -211,8 +216,13 @@ def main() -> None:
     B, T = 12, 64
     print(f"\n2. baby shape: 4 layers x 4 heads x 128, context {T}, batch {B}, vocab {vocab}")
     rows = []
-    bare = bare_loop("baby", ids, vocab, B, T, args.baby_steps)
-    trn = trainer_run("baby", ids, vocab, B, T, 1, args.baby_steps, torch.float32)
+    # alternate the two, so a change in the machine's load hits both alike
+    bares, trns = [], []
+    for _ in range(3):
+        bares.append(bare_loop("baby", ids, vocab, B, T, args.baby_steps // 3))
+        trns.append(trainer_run("baby", ids, vocab, B, T, 1, args.baby_steps // 3,
+                                torch.float32))
+    bare, trn = statistics.median(bares), statistics.median(trns)
     rows.append(("bare loop (baseline)", bare))
     rows.append(("minigpt trainer", trn))
     if args.compile:
@@ -274,6 +284,9 @@ def main() -> None:
                   f"RSS peak {m['peak'] / 2**20:7.0f} MiB; the step adds {step / 2**20:6.0f} MiB "
                   f"(planner: {est_step / 2**20:6.0f} MiB of activations + gradients; "
                   f"{est / 2**20:6.0f} MiB in all)")
+
+
+    print(f"\nload average at the end: {_load()}")
 
 
 if __name__ == "__main__":
