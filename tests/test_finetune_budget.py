@@ -56,3 +56,17 @@ def test_a_run_stops_at_its_time_budget(tmp_path):
     assert len(steps) > 3 and "step 3 | loss" in r.output  # no step total in the line
     lrs = [m["lr"] for m in steps]
     assert max(lrs) == pytest.approx(3e-3) and lrs[-1] < lrs[len(lrs) // 2]  # decayed on time
+
+
+def test_with_max_steps_too_the_steps_set_the_schedule(tmp_path):
+    torch.set_num_threads(1)
+    data = char_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
+                                 "--max-time", "1h", "--max-steps", "5", "--eval-every", "0",
+                                 "--sample-every", "0"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "reached --max-steps" in r.output and "step 5/5 |" in r.output
+    want = Schedule("cosine", 3e-3, 3e-4, 2, 5, 5)
+    lrs = [m["lr"] for m in read_metrics(run) if "loss" in m]
+    assert lrs == pytest.approx([want.lr(i) for i in range(5)])

@@ -259,12 +259,12 @@ class Trainer:
         return loss_value, norm, skipped, stop_votes > 0
 
     def lr(self) -> float:
-        """The LR of the next update: by step, or by the share of --max-time spent."""
-        if self.s.max_time is None:
+        """The LR of the next update: by step; by the share of the budget spent when --max-time
+        is the only limit (with --max-steps too, the steps set the schedule and the time is a
+        hard stop)."""
+        if self.cap is not None:
             return self.schedule.lr(self.state.step) * self.state.lr_scale
         used = self.elapsed() / self.s.max_time
-        if self.cap is not None:
-            used = max(used, self.state.step / self.cap)
         return self.schedule.lr_in_budget(self.state.step, used) * self.state.lr_scale
 
     def _counted(self, refs) -> int:
@@ -287,7 +287,7 @@ class Trainer:
             return
         tps = self.spec.tokens_per_step / max(dt, 1e-9)
         mfu = self.fpt * tps / (self.peak * self.d.world) if self.peak else None
-        lr = self.schedule.lr(step - 1) * self.state.lr_scale if self.s.max_time is None \
+        lr = self.schedule.lr(step - 1) * self.state.lr_scale if self.cap is not None \
             else self._last_lr
         event = E.StepEvent(step, self.cap or 0, loss, lr, norm, self.state.tokens_seen, tps,
                             mfu, self.state.elapsed, dt, skipped, self.s.max_time)

@@ -78,7 +78,7 @@ def build_schedule(settings) -> Schedule:
         decay = settings.decay_steps if settings.decay_steps is not None else max(1, steps // 5)
     else:
         decay = settings.decay_steps if settings.decay_steps is not None else steps
-    budget = getattr(settings, "max_time", None) is not None
+    budget = getattr(settings, "max_time", None) is not None and settings.step_cap() is None
     return Schedule(
         kind=settings.schedule,
         max_lr=settings.lr,

@@ -37,9 +37,10 @@ class TrainSettings(DeviceSettings):
                            "--max-time and no --max-steps given: no step limit).")
     max_time: float | None = Field(
         None, gt=0, description="Wall-clock budget of the run: stop (final eval, checkpoint) "
-        "before a step would end past it; compilation, evals and checkpoints count. The LR "
-        "schedule then runs on the share of the budget used: warmup over its first 5% (or "
-        "--warmup-steps), cosine to the floor at its end, wsd decaying over its last 20%. "
+        "before a step would end past it; compilation, evals and checkpoints count. Without "
+        "--max-steps the LR schedule runs on the share of the budget used: warmup over its "
+        "first 5% (or --warmup-steps), cosine to the floor at its end, wsd decaying over its "
+        "last 20%; with --max-steps the steps set the schedule and the time is a hard stop. "
         "Seconds, or a number with s, m or h (90s, 5m, 1.5h).",
     )
     lr: float = Field(6e-4, gt=0, description="Peak learning rate.")
