@@ -51,9 +51,16 @@ def unwrap(model: torch.nn.Module) -> GPT:
 
 
 def weights_path(path: Path | str) -> Path:
-    """A checkpoint is a ``.safetensors`` file or a folder holding ``model.safetensors``."""
+    """A checkpoint is a ``.safetensors`` file or a folder holding ``model.safetensors``; a run
+    folder (``step_NNNNNN/`` checkpoints inside, no weights of its own) means its newest one."""
     path = Path(path)
     if path.is_dir():
+        if not (path / WEIGHTS_NAME).exists():
+            steps = sorted(path.glob(f"step_*/{WEIGHTS_NAME}"),
+                           key=lambda p: int(p.parent.name[5:]) if p.parent.name[5:].isdigit()
+                           else -1)
+            if steps:
+                return steps[-1]
         return path / WEIGHTS_NAME
     return path
 
@@ -104,7 +111,7 @@ def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
         hint = f"a folder without {WEIGHTS_NAME}" if given.is_dir() else "no such file"
         raise MinigptError(
             f"Checkpoint {given} cannot be read: {hint}. Pass a minigpt checkpoint "
-            f"(a {WEIGHTS_NAME} file or the step folder that holds it)."
+            f"(a {WEIGHTS_NAME} file, the step folder that holds it, or a run folder)."
         )
     try:
         with safe_open(str(file), framework="pt") as f:

@@ -101,6 +101,9 @@ class BatchResult:
     tokens: np.ndarray | None = None  # (sum(lengths),) uint16
     lengths: np.ndarray | None = None  # (n_docs,) int64
     chars: list[str] | None = None
+    # (n_docs,) int64: tokens of context before the trained part (end-of-text + text before
+    # ``meta["loss_from"]``), -1 for documents without a loss mask
+    context: np.ndarray | None = None
 
 
 def check_verdict(stage_name: str, out: Any) -> Document | Drop:
@@ -133,12 +136,13 @@ class WorkerChain:
         eot = np.array([self.tokenizer.eot_id], dtype=np.uint32)
         parts: list[np.ndarray] = []
         lengths = np.zeros(len(docs), dtype=np.int64)
+        context = np.full(len(docs), -1, dtype=np.int64)
         for i, doc in enumerate(docs):
             final = self._through(i, doc, res)
             if final is None:
                 continue
             try:
-                toks = self._encode(final.text)
+                toks, context[i] = self._encode_document(final)
             except MinigptError:  # char vocabulary given and this text is outside it
                 res.drops[i] = (len(self.stages), OUTSIDE_VOCAB)
                 continue
@@ -146,7 +150,19 @@ class WorkerChain:
             lengths[i] = len(toks) + 1
         ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
         res.tokens, res.lengths = to_uint16(ids), lengths  # an id > 65535 is an error
+        res.context = context
         return res
+
+    def _encode_document(self, doc: Document) -> tuple[np.ndarray, int]:
+        """Tokens (without the leading end-of-text) and the context length for the loss mask.
+
+        With ``meta["loss_from"]`` (a character offset) the two sides are encoded separately,
+        so the boundary is a token boundary under any tokenizer."""
+        cut = doc.meta.get("loss_from") if doc.meta else None
+        if cut is None:
+            return self._encode(doc.text), -1
+        head, tail = self._encode(doc.text[:cut]), self._encode(doc.text[cut:])
+        return np.concatenate([head, tail]).astype(np.uint32, copy=False), 1 + len(head)
 
     def _encode(self, text: str) -> np.ndarray:
         fast = getattr(self.tokenizer, "encode_array", None)  # GPT-2: no Python list on the way

@@ -48,6 +48,9 @@ class Blob:
     carry: np.ndarray  # (n,) uint16 tokens of the next shard
     carry_docs: int
     stages: dict[int, Any]  # stateful stage index -> the stage object
+    carry_mask: np.ndarray | None = None  # (n,) uint16 loss mask of the carry, if masked
+    stop_next: bool = False  # the next token written ends a masked example (mask 1)
+    carry_padding: int = 0  # padding tokens in the carry
 
 
 def folder(out: Path) -> Path:

@@ -26,7 +26,8 @@ FORMAT_VERSION = 1
 
 def build(*, tokenizer, shards: list[ShardInfo], source: dict[str, Any], funnel: Funnel,
           settings: dict[str, Any], fingerprint: str, shard_size: int,
-          part: dict[str, int] | None, warnings: list[str]) -> dict[str, Any]:
+          part: dict[str, int] | None, warnings: list[str], pack: int | None = None,
+          loss_mask: bool = False) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -42,6 +43,9 @@ def build(*, tokenizer, shards: list[ShardInfo], source: dict[str, Any], funnel:
         "settings": settings,
         "fingerprint": fingerprint,
         "warnings": warnings,
+        # examples never cross a multiple of ``pack`` tokens (train with --seq-len a multiple)
+        "pack": pack,
+        "loss_mask": loss_mask,  # shards have <name>.mask.bin sidecars (writer.py)
     }
 
 

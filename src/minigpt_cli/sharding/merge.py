@@ -24,7 +24,7 @@ from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import manifest, outdir
 from minigpt_cli.sharding.funnel import Funnel
 from minigpt_cli.sharding.verify import VerifyReport, verify
-from minigpt_cli.sharding.writer import ShardInfo, file_sha256
+from minigpt_cli.sharding.writer import ShardInfo, file_sha256, mask_name
 
 SETTINGS_PER_PART = ("part", "out", "workers")
 
@@ -55,8 +55,10 @@ def merge(parts: list[Path], out: Path,
             index = len(placed)  # each part's shards in a row: documents stay contiguous
             split = "val" if index == 0 else "train"
             new = ShardInfo(shards.shard_name(split, index), split, index, info.tokens,
-                            info.documents, info.sha256)
+                            info.documents, info.sha256, info.padding, info.mask_sha256)
             place(p / info.name, out / new.name, info.sha256)
+            if info.mask_sha256:  # the loss mask travels with its shard
+                place(p / mask_name(info.name), out / mask_name(new.name), info.mask_sha256)
             placed.append(new)
             origin.append((m["part"]["index"], info.name))
     merged = union(parts, manifests, placed, origin)

@@ -12,7 +12,7 @@ from minigpt_cli.sharding import checkpoint, manifest
 from minigpt_cli.sharding.writer import ShardInfo, shard_files
 
 # atomic.atomic_path's temporary names: ".<target name>.<random>.tmp"
-_TEMP = re.compile(r"^\.(?:(?:val|train)_\d{6}\.bin|manifest\.json|state\.json|"
+_TEMP = re.compile(r"^\.(?:(?:val|train)_\d{6}(?:\.mask)?\.bin|manifest\.json|state\.json|"
                    r"checkpoint_\d{6}\.pkl)\..+\.tmp$")
 
 

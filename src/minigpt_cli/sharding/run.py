@@ -67,8 +67,10 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
     if settings.tokenizer == "char" and part.count > 1 and settings.char_vocab is None:
         raise MinigptError("--tokenizer char with --part needs --char-vocab: every part must "
                            "use the same vocabulary for the parts to be merged.")
-    tokenizer = _tokenizer(settings, state, specs, on_event)
-    reader = Reader(source_plugin(settings), settings.source, part)
+    source = source_plugin(settings)
+    pack = _packing(source, settings)
+    tokenizer = _tokenizer(settings, state, specs, on_event, source)
+    reader = Reader(source, settings.source, part)
     stages = [build_stage(s) for s in specs]
     if state is None:
         state = checkpoint.State(fp, settings.model_dump(mode="json"), tokenizer.to_dict())
@@ -81,15 +83,19 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
     for i, stage in (blob.stages.items() if blob else ()):
         stages[i] = stage  # the stateful stages as they were after the last shard
     writer = ShardWriter(out, settings.shard_size, part, len(written),
-                         blob.carry if blob else None, blob.carry_docs if blob else 0)
+                         blob.carry if blob else None, blob.carry_docs if blob else 0,
+                         pack=pack, pad_id=tokenizer.eot_id,
+                         carry_mask=getattr(blob, "carry_mask", None),
+                         stop_next=getattr(blob, "stop_next", False),
+                         carry_padding=getattr(blob, "carry_padding", 0))
     main = MainChain(specs, stages, funnel, tokenizer)
     cursor = Cursor.from_dict(state.cursor)
     on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
                      settings.workers, out, len(reader.inputs), len(written), funnel.read))
     ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
     with ChainPool(settings.workers, specs, tokenizer) as pool:
-        for cur, tokens, split in kept_documents(reader, cursor, pool, main, ticker):
-            for info in writer.add(tokens, split):
+        for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
+            for info in writer.add(tokens, split, context):
                 written.append(info)
                 on_event(ShardDone(info.name, info.tokens, info.documents))
                 state = _save(out, state, written, cur, funnel, reader, writer, main)
@@ -112,7 +118,8 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
                            s.model_dump() for s in specs]},
                        fingerprint=fp, shard_size=settings.shard_size,
                        part={"index": part.index, "count": part.count} if part.count > 1 else None,
-                       warnings=warnings)
+                       warnings=warnings, pack=pack,
+                       loss_mask=any(s.mask_sha256 for s in written))
     manifest.write(out, m)
     checkpoint.remove(out)
     for w in warnings:
@@ -160,13 +167,29 @@ def source_plugin(settings: ShardSettings):
     return build_source(settings.source, options)
 
 
-def _tokenizer(settings: ShardSettings, state, specs: list[StageSpec], on_event: Listener):
+def _packing(source, settings: ShardSettings) -> int | None:
+    """The source's block size, if it asks that no document cross a multiple of it."""
+    packing = getattr(source, "packing", None)
+    pack = packing() if callable(packing) else None
+    if pack is not None and settings.shard_size % pack:
+        raise MinigptError(f"--shard-size {settings.shard_size} is not a multiple of the "
+                           f"{settings.source} source's block size {pack}: examples would be "
+                           f"cut between shards. Use a multiple of {pack}, e.g. "
+                           f"{max(pack, settings.shard_size // pack * pack)}.")
+    return pack
+
+
+def _tokenizer(settings: ShardSettings, state, specs: list[StageSpec], on_event: Listener,
+               source=None):
     if settings.tokenizer == "gpt2":
         return GPT2Tokenizer()
     if state is not None:
         return tokenizer_from_dict(state.tokenizer)
+    vocab = getattr(source, "char_vocab", None)  # a source that knows its characters
     if settings.char_vocab is not None:
         tok = charvocab.from_file(settings.char_vocab)
+    elif callable(vocab):
+        tok = charvocab.from_charsets({"".join(vocab())})
     else:
         tok = _vocabulary_pass(settings, specs, on_event)
     if tok.vocab_size > 65536:
@@ -186,7 +209,7 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
     ticker = _Ticker("vocabulary", reader, [], funnel, [], on_event)
     chars: set[str] = set()
     with ChainPool(settings.workers, specs, None) as pool:
-        for _, found, _ in kept_documents(reader, Cursor(), pool, main, ticker):
+        for _, found, _, _ in kept_documents(reader, Cursor(), pool, main, ticker):
             chars.update(found)  # type: ignore[arg-type]
     if not chars:
         raise MinigptError(no_documents_message(settings.source, funnel))
@@ -194,9 +217,10 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
 
 
 def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainChain,
-                   ticker: _Ticker) -> Iterator[tuple[Cursor, Payload, str | None]]:
-    """Kept documents' payloads in input order, each with the cursor just after it and the
-    split its source marked (``meta["split"]``: "val" sends it to shard 0; see writer.py)."""
+                   ticker: _Ticker) -> Iterator[tuple[Cursor, Payload, str | None, int]]:
+    """Kept documents' payloads in input order, each with the cursor just after it, the
+    split its source marked (``meta["split"]``: "val" sends it to shard 0; see writer.py) and
+    its loss-mask context length (-1: no mask; see chain.BatchResult.context)."""
     for (cursors, docs), res in pool.map(_batches(reader.documents(start)), lambda b: b[1]):
         if res.lengths is not None:
             ends = np.cumsum(res.lengths)
@@ -206,7 +230,13 @@ def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainCha
             else:
                 payload = res.tokens[ends[i] - res.lengths[i]:ends[i]] if res.lengths[i] else None
             if (kept := main.settle(doc, i, res, payload)) is not None:
-                yield cursors[i], kept, doc.meta.get("split")
+                context = int(res.context[i]) if res.context is not None else -1
+                if kept is not payload and context >= 0:
+                    raise MinigptError(f"A stage rewrote document {doc.id!r}, which carries a "
+                                       "loss mask (meta loss_from): the mask would no longer "
+                                       "fit its text. Run such sources without rewriting "
+                                       "stages.")
+                yield cursors[i], kept, doc.meta.get("split"), context
         ticker.tick(cursors[-1])
 
 
@@ -231,7 +261,8 @@ def _save(out: Path, state, written, cursor: Cursor, funnel: Funnel, reader: Rea
     known = {p.get("input") for p in state.provenance}
     state.provenance = state.provenance + [p for p in reader.finished_provenance(cursor)
                                            if p.get("input") not in known]
-    blob = checkpoint.Blob(writer.carry, writer.carry_docs, main.stateful)
+    blob = checkpoint.Blob(writer.carry, writer.carry_docs, main.stateful, writer.carry_mask,
+                           writer.stop_next, writer.carry_padding)
     return checkpoint.save(out, state, blob)
 
 

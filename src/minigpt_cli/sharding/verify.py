@@ -2,8 +2,9 @@
 
 Per shard: the file exists; its header (magic, version) is valid and its size matches the token
 count in the header; that count matches the manifest; the document count (the number of
-``<|endoftext|>`` tokens: every document starts with one) matches; no token id is outside the
-vocabulary; the sha256 matches. Also: shard files the manifest does not list, and totals.
+``<|endoftext|>`` tokens: every document starts with one, plus the padding of packed shards)
+matches; no token id is outside the vocabulary; the sha256 matches, and the loss-mask sidecar's
+where the manifest lists one (same token count, only 0 and 1). Also: shard files the manifest does not list, and totals.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from minigpt_cli import shards
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import manifest
-from minigpt_cli.sharding.writer import ShardInfo, file_sha256, shard_files
+from minigpt_cli.sharding.writer import ShardInfo, file_sha256, mask_name, shard_files
 
 CHUNK = 1 << 24  # tokens per read when counting
 
@@ -82,14 +83,33 @@ def check_shard(folder: Path, info: ShardInfo, eot_id: int, vocab_size: int) -> 
         docs += int(np.count_nonzero(block == eot_id))
         top = max(top, int(block.max()) if len(block) else 0)
     del toks
-    if docs != info.documents:
-        check.problems.append(f"{docs} documents start in it, the manifest says {info.documents}")
+    if docs != info.documents + info.padding:
+        check.problems.append(f"{docs} documents start in it, the manifest says {info.documents}"
+                              + (f" (+ {info.padding} padding)" if info.padding else ""))
     if vocab_size and top >= vocab_size:
         check.problems.append(f"token id {top} is outside the vocabulary ({vocab_size})")
     if (digest := file_sha256(path)) != info.sha256:
         check.problems.append(f"sha256 {digest[:16]}... differs from the manifest's "
                               f"{info.sha256[:16]}...")
+    if info.mask_sha256:
+        check.problems += mask_problems(folder / mask_name(info.name), n, info.mask_sha256)
     return check
+
+
+def mask_problems(path: Path, n: int, sha256: str) -> list[str]:
+    if not path.exists():
+        return [f"its loss mask {path.name} is missing"]
+    try:
+        mask = shards.open_shard(path)
+    except MinigptError as e:
+        return [str(e)]
+    if len(mask) != n:
+        return [f"its loss mask {path.name} holds {len(mask)} values for {n} tokens"]
+    if len(mask) and int(np.max(mask)) > 1:
+        return [f"its loss mask {path.name} holds values other than 0 and 1"]
+    if file_sha256(path) != sha256:
+        return [f"its loss mask {path.name} differs from the manifest's sha256"]
+    return []
 
 
 def folder_problems(folder: Path, m: dict[str, Any]) -> list[str]:

@@ -179,3 +179,8 @@ def check_fits(data: ShardFolder, seq_len: int) -> None:
     if all(len(a) < need for a in data.train):
         raise _fail(data.folder, f"no training shard holds one sequence of --seq-len {seq_len} "
                     "+ 1 tokens. Use a smaller --seq-len or shard more text.")
+    pack = data.manifest.get("pack")
+    if isinstance(pack, int) and pack > 0 and seq_len % pack:
+        raise _fail(data.folder, f"its examples are packed into blocks of {pack} tokens (no "
+                    f"example crosses a multiple of {pack}), but --seq-len {seq_len} is not a "
+                    f"multiple of {pack}: windows would cut examples. Use --seq-len {pack}.")
