@@ -102,3 +102,9 @@ def test_config_file_drives_sample(char_ckpt, tmp_path):
     r = runner.invoke(app, ["sample", "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     assert len(r.stdout.rstrip("\n")) == 2 + 7
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path):
+    missing = tmp_path / "cfg[sample].toml"
+    r = runner.invoke(app, ["sample", "--config", str(missing)])
+    assert r.exit_code == 2 and "cfg[sample].toml" in r.stderr

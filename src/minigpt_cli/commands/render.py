@@ -20,7 +20,10 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except MinigptError as e:
-            err_console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True,
+            from rich.markup import escape
+
+            # the message is plain text: escape it so "[eval.options]" is not read as markup
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", soft_wrap=True,
                               emoji=False)
             raise typer.Exit(code=e.exit_code) from None
 
