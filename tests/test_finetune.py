@@ -69,7 +69,7 @@ def test_finetune_from_a_checkpoint(data, base, tmp_path):
     assert "eval step 3 | val_loss" in r.output and "done step 6 | reached --max-steps" in r.output
     final = run / "step_000006"
     _, _, ckpt = load_checkpoint(final)
-    assert ckpt.extra["kind"] == "finetune" and ckpt.config.dropout == 0.1  # the default
+    assert ckpt.extra["kind"] == "finetune" and ckpt.config.dropout == 0.0  # the base's own
     before, after = weights(base), weights(final)
     assert any(not torch.equal(before[k], after[k]) for k in before)
     settings = json.loads((run / "settings.json").read_text())
@@ -83,12 +83,15 @@ def test_finetune_from_a_hugging_face_folder(data, base, tmp_path):
     hf = export_hf(model, tmp_path / "hf", tok)
     assert (hf / "config.json").exists()
     run = tmp_path / "run"
+    config = json.loads((hf / "config.json").read_text())
+    (hf / "config.json").write_text(json.dumps({**config, "resid_pdrop": 0.1}))
     r = invoke("finetune", "--from-hf", hf, "--data", data, "--out", run, *FAST, "--max-steps",
-               3, "--dropout", 0)
+               3)
     assert r.exit_code == 0, r.output
     assert f"--from-hf {hf}" in r.output
     _, _, ckpt = load_checkpoint(run / "step_000003")
     assert ckpt.config.n_layer == 2 and ckpt.extra["from"] == f"--from-hf {hf}"
+    assert ckpt.config.dropout == 0.1  # GPT-2's own dropout, from its config
 
 
 def test_early_stopping_fires(data, base, tmp_path):

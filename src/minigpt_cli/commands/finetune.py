@@ -57,7 +57,8 @@ def finetune(
     weight_decay: Annotated[float | None, _o("AdamW weight decay \\[default: 0].", OPT)] = None,
     grad_clip: Annotated[float | None, _o("Gradient-norm clip, 0 = off \\[default: 1.0].",
                          OPT)] = None,
-    dropout: Annotated[float | None, _o("Dropout while training \\[default: 0.1].", OPT)] = None,
+    dropout: Annotated[float | None, _o("Dropout while training \\[default: the model's own "
+                       "(GPT-2: 0.1)].", OPT)] = None,
     device: DeviceOpt = None,
     dtype: Annotated[str | None, _o("auto | float32 | bfloat16 | float16 \\[default: auto].",
                      RUN)] = None,

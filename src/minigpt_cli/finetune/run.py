@@ -27,24 +27,29 @@ from minigpt_cli.train.pretrain import compute_dtype, enable_tf32, find_resume, 
 
 
 def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
-    """The starting weights (float32, CPU) with the run's dropout, their tokenizer, and what
-    they are, in words."""
+    """The starting weights (float32, CPU) with the run's dropout (--dropout, else the one the
+    model was trained with: a Hugging Face config's resid_pdrop, a checkpoint's dropout),
+    their tokenizer, and what they are, in words."""
     if s.from_hf is not None:
-        from minigpt_cli.hf import load_hf
+        from minigpt_cli.hf import read_hf
 
-        model, tok = load_hf(s.from_hf)
+        hf = read_hf(s.from_hf)
+        model, tok = hf.model, hf.tokenizer
+        trained_with = float(hf.hf_config.get("resid_pdrop") or 0.0)
         what = f"--from-hf {s.from_hf}"
     else:
         from minigpt_cli.checkpoint import load_checkpoint
 
         model, tok, _ = load_checkpoint(s.from_checkpoint)
+        trained_with = model.config.dropout
         what = f"--from {s.from_checkpoint}"
     model = model.float()
-    if model.config.dropout != s.dropout:  # dropout lives in the modules: rebuild with it
+    dropout = s.dropout if s.dropout is not None else trained_with
+    if model.config.dropout != dropout:  # dropout lives in the modules: rebuild with it
         from minigpt_cli.checkpoint import TIED, build_model
 
         state = {k: v for k, v in model.state_dict().items() if k != TIED}
-        model = build_model(replace(model.config, dropout=s.dropout), state, what)
+        model = build_model(replace(model.config, dropout=dropout), state, what)
     return model, tok, what
 
 
@@ -83,8 +88,8 @@ def check_resume(folder: Path, model: GPT, s: FinetuneSettings) -> None:
         raise IncompatibleError(
             f"--resume {folder} is a different model (n_layer={a.n_layer}, n_embd={a.n_embd}, "
             f"vocab={a.vocab_size}, block={a.block_size}, dropout={a.dropout}) than {s.source} "
-            f"with --dropout {s.dropout} (n_layer={b.n_layer}, n_embd={b.n_embd}, "
-            f"vocab={b.vocab_size}, block={b.block_size}). Resume with the settings of the "
+            f"here (n_layer={b.n_layer}, n_embd={b.n_embd}, vocab={b.vocab_size}, "
+            f"block={b.block_size}, dropout={b.dropout}). Resume with the settings of the "
             "first run (settings.json in its run folder).")
     lora = (folder / LoraWeights.FILE).exists()
     if lora != (s.lora_rank is not None):

@@ -52,7 +52,10 @@ class FinetuneSettings(TrainSettings):
     warmup_steps: int | None = Field(20, ge=0, description="Linear warmup steps.")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Floor of the decay as a fraction "
                                 "of --lr.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout probability while training.")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout probability while training. Default: the one "
+        "the model was pretrained with (a Hugging Face config's resid_pdrop, 0.1 for OpenAI's "
+        "GPT-2; a minigpt checkpoint's own): dropout a model never saw only costs accuracy.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decay on >= 2-D weights only.")
     eval_every: int = Field(50, ge=0, description="Validation loss every this many steps "
                             "(0 = only at the end).")
