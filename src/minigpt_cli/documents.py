@@ -59,6 +59,11 @@ class MultiInputSource(Source, Protocol):
     re-read up to where the run stopped). ``provenance()`` entries should use the input string
     as their ``"input"`` value. A source may also offer ``progress()`` returning an object with
     ``bytes_read``, ``bytes_downloaded`` and ``bytes_total`` (int or None) for the progress line.
+
+    Any source may also offer ``packing()`` (an int: no document crosses a multiple of that many
+    tokens; the gap is padded) and ``char_vocab()`` (the characters for ``--tokenizer char``),
+    and give a document ``meta["loss_from"]`` (a character offset: only the text from there on,
+    and the end-of-text after it, is trained on; see sharding/writer.py and sources/math.py).
     """
 
     def inputs(self) -> list[str]:
