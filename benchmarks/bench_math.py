@@ -111,8 +111,14 @@ def train_and_score(name: str, task: dict, defaults: dict, seed: int, work: Path
     out = work / name / f"seed{seed}"
     settings = {**defaults, **task.get("pretrain", {}), "seed": seed}
     settings |= {"data": str(work / name / "shards"), "out": str(out), "resume": "auto"}
+    if bench.get("budget") == "time":  # the wall-clock budget sets the run and its schedule
+        settings.pop("max_steps", None)
+        settings["max_time"] = settings.get("max_time", "10m")
+    else:
+        settings.pop("max_time", None)
     if smoke:
         settings["max_steps"] = SMOKE["max_steps"]
+        settings.pop("max_time", None)
     load0 = os.getloadavg()[0]
     _, cpu = run([*CLI, "pretrain", *flags(settings)], out.with_suffix(".train.log"), threads)
     load1 = os.getloadavg()[0]
@@ -189,6 +195,9 @@ def main() -> None:
     p.add_argument("--seeds", help="Comma list (default: the config's).")
     p.add_argument("--jobs", type=int, help="Runs side by side (default: the config's).")
     p.add_argument("--threads", type=int, help="Torch threads per run (default: the config's).")
+    p.add_argument("--budget", choices=["steps", "time"], help="steps: each task's max_steps "
+                   "(reproducible); time: its max_time, the LR schedule on the share spent "
+                   "(default: the config's, else steps).")
     p.add_argument("--smoke", action="store_true", help="Tiny data and 20 steps: a check.")
     a = p.parse_args()
     from minigpt_cli.settings import load_config_file
@@ -198,11 +207,13 @@ def main() -> None:
     names = a.tasks.split(",") if a.tasks else list(tasks)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else bench.get("seeds", [0, 1, 2])
     jobs, threads = a.jobs or bench.get("jobs", 2), a.threads or bench.get("threads", 1)
+    if a.budget:
+        bench["budget"] = a.budget
     work = a.work / ("smoke" if a.smoke else "")
     work.mkdir(parents=True, exist_ok=True)
-    print(f"bench_math: {', '.join(names)} x seeds {seeds}, {jobs} run(s) at a time, {threads} "
-          f"thread(s) each, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; work {work}",
-          flush=True)
+    print(f"bench_math: {', '.join(names)} x seeds {seeds}, budget by "
+          f"{bench.get('budget', 'steps')}, {jobs} run(s) at a time, {threads} thread(s) each, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; work {work}", flush=True)
     for name in names:
         prepare(name, tasks[name], work, a.smoke, threads)
     lock, results = threading.Lock(), []
