@@ -126,6 +126,7 @@ class GPT2Tokenizer:
     name = "gpt2"
     vocab_size = 50257
     eot_id = 50256
+    releases_gil = True  # tiktoken encodes in Rust without the GIL: worker threads scale
 
     def __init__(self) -> None:
         self._enc = _gpt2_encoding()

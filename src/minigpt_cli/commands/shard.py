@@ -43,8 +43,10 @@ def shard(
                           "in a first pass.", rich_help_panel=OUT)] = None,
     shard_size: Annotated[int | None, typer.Option(help="Tokens per shard [default: "
                           "100000000].", rich_help_panel=OUT)] = None,
-    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Tokenizer processes; 0 "
-                       "= in this process [default: all cores].", rich_help_panel=RUN)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Tokenizer workers: "
+                       "threads when no Python filter runs (GPT-2 BPE encodes without the GIL), "
+                       "processes otherwise; 0 = in this process [default: all cores].",
+                       rich_help_panel=RUN)] = None,
     part: Annotated[str | None, typer.Option(help="i/N: this job's share of the inputs, for N "
                     "independent jobs; join them with --merge.", rich_help_panel=RUN)] = None,
     verify: Annotated[Path | None, typer.Option(help="Re-check a shard folder against its "

@@ -66,7 +66,7 @@ class ShardProgress:
         chain = " -> ".join(e.stages) if e.stages else "no filters"
         what = "building the char vocabulary" if e.phase == "vocabulary" else "sharding"
         msg = (f"{what}: {e.source} ({e.inputs_total} input{'s' * (e.inputs_total != 1)}) -> "
-               f"{chain} -> {e.tokenizer} on {e.workers} worker(s) -> {e.out}")
+               f"{chain} -> {e.tokenizer} {_workers(e)} -> {e.out}")
         if e.resumed_shards or e.resumed_documents:
             msg += (f"\nresuming after {e.resumed_shards} finished shard(s), "
                     f"{e.resumed_documents:,} documents already read")
@@ -177,3 +177,11 @@ def merged(m: dict[str, Any], out: Path) -> None:
     t = m["totals"]
     console.print(f"merged {len(m['merged_from'])} parts into {out}: {t['shards']} shard(s), "
                   f"{t['tokens']:,} tokens (val {t['val_tokens']:,}, train {t['train_tokens']:,})")
+
+
+def _workers(e) -> str:
+    if e.worker_kind == "inline" or e.workers == 0:
+        return "in this process"
+    noun = "thread" if e.worker_kind == "threads" else "process"
+    return f"on {e.workers} worker {noun}{'es' if noun == 'process' else 's'}" if e.workers != 1 \
+        else f"on 1 worker {noun}"

@@ -19,6 +19,7 @@ class Started:
     inputs_total: int
     resumed_shards: int = 0  # shards an interrupted run had finished
     resumed_documents: int = 0
+    worker_kind: str = "processes"  # "threads" | "processes" | "inline" (workers == 0)
 
 
 @dataclass(frozen=True)

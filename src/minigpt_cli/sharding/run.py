@@ -90,10 +90,11 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
                          carry_padding=getattr(blob, "carry_padding", 0))
     main = MainChain(specs, stages, funnel, tokenizer)
     cursor = Cursor.from_dict(state.cursor)
-    on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
-                     settings.workers, out, len(reader.inputs), len(written), funnel.read))
     ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
     with ChainPool(settings.workers, specs, tokenizer) as pool:
+        on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
+                         settings.workers, out, len(reader.inputs), len(written), funnel.read,
+                         worker_kind=pool.kind))
         for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
             for info in writer.add(tokens, split, context):
                 written.append(info)
