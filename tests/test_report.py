@@ -160,3 +160,7 @@ def test_a_real_tiny_pretrain_run(tmp_path):
     assert "| steps | 4 of 4 |" in md and "step_000004" in md and "eval loss" in md
     assert f"| manifest | {shards / 'manifest.json'} |" in md
     assert (run / "report" / "loss.png").read_bytes().startswith(PNG)
+    # the trainer recorded the machine: the card's Hardware table comes from run.json
+    hw = json.loads((run / "run.json").read_text())["hardware"]
+    assert hw["device"] == "cpu" and hw["torch_threads"] == 1 and hw["peak_flops_per_process"]
+    assert f"| cpu | {hw['cpu']} |" in md and "no run.json" not in md

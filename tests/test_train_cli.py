@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
-from test_train_support import TINY, char_shards, read_metrics, write_shards
+from test_train_support import TINY, char_corpus, char_shards, read_metrics, write_shards
 from typer.testing import CliRunner
 
 from minigpt_cli.cli import app
@@ -247,3 +247,25 @@ def test_shard_then_pretrain_on_the_fineweb_sample(shared_data, tmp_path):
     losses = [m["loss"] for m in read_metrics(run) if "loss" in m]
     assert len(losses) == 6 and losses[0] > 10.0 and losses[-1] < losses[0]  # ~ln(50257)
     assert (run / "step_000006" / "model.safetensors").exists()
+
+
+def test_in_loop_validation_is_the_eval_loss_task(tmp_path):
+    """The trainer's val loss and `minigpt eval loss` on the same windows are one computation
+    (evals.loss.evaluate_loss): the figures agree to float rounding. The val shard holds
+    20 x 32 + 1 tokens, so both score the same 20 windows of 32 targets."""
+    text = char_corpus(40)
+    tok = CharTokenizer.from_text(text)
+    ids = np.array(tok.encode(text))
+    shards_dir = write_shards(tmp_path / "shards", tok, ids[:20 * 32 + 1],
+                              np.array_split(ids[20 * 32 + 1:], 2))
+    run = tmp_path / "run"
+    r = invoke("pretrain", "--data", str(shards_dir), "--out", str(run), *TINY, "--max-steps",
+               "3", "--eval-every", "3", "--eval-batches", "1000", "--sample-every", "0")
+    assert r.exit_code == 0, r.output
+    val = [m["val_loss"] for m in read_metrics(run) if "val_loss" in m][-1]
+    ckpt = run / "step_000003"
+    out = tmp_path / "loss.json"
+    r = invoke("eval", "loss", "-c", str(ckpt), "--data", str(shards_dir), "--option",
+               "seq_len=32", "--option", "stride=32", "--output", str(out), "--no-save")
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["metrics"]["loss"] == pytest.approx(val, rel=1e-5)

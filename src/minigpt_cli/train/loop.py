@@ -17,6 +17,7 @@ the mean loss over the whole step, masked or not.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import signal
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from minigpt_cli import atomic
 from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.runtime import autocast
@@ -37,6 +39,7 @@ from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.flops import device_peak, flops_per_token
 from minigpt_cli.train.guard import Guard
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
+from minigpt_cli.train.machine import describe
 from minigpt_cli.train.metrics import MetricsLog, check_tensorboard
 from minigpt_cli.train.optim import build_optimizer
 from minigpt_cli.train.schedule import build_schedule
@@ -144,6 +147,7 @@ class Trainer:
             spec.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics = MetricsLog(spec.run_dir, self.state.step if spec.resume else None,
                                       s.tensorboard)
+            self._write_run_json()
             self._emit(E.RunStarted(spec.run_dir, self.state.step, self.cap or 0,
                                     self.raw.num_params(), spec.tokens_per_step, spec.micro_batch,
                                     spec.seq_len, spec.accum, self.d.world, str(self.device),
@@ -186,6 +190,19 @@ class Trainer:
                              self.state.best_val, self.state.best_step, self.state.elapsed)
         self._emit(done)
         return done
+
+    def _write_run_json(self) -> None:
+        """``run.json``: the machine of this segment (a resumed run may move machines)."""
+        path = self.spec.run_dir / "run.json"
+        try:
+            doc = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            doc = {}
+        hw = describe(self.device, self.spec.dtype, self.d.world, self.peak)
+        segments = [*doc.get("segments", []), {"from_step": self.state.step,
+                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                               "hardware": hw}]
+        atomic.write_json(path, {"hardware": hw, "segments": segments})
 
     def elapsed(self) -> float:
         """Training wall-clock seconds so far, over all segments of the run."""
@@ -318,20 +335,12 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, step: int) -> bool:
+        from minigpt_cli.evals.loss import evaluate_loss  # the code `minigpt eval loss` runs
+
         s, spec = self.s, self.spec
-        self.raw.eval()
-        total, count = 0.0, 0.0
-        for batch in self.val.batches(spec.micro_batch, s.eval_batches, self.d.rank, self.d.world):
-            batch = batch.to(self.device)
-            n = batch.target_count()
-            if n == 0:
-                continue
-            with autocast(self.device, spec.dtype):
-                _, loss = self.raw(batch.x, batch.y, loss_mask=batch.mask)
-            total += float(loss) * n
-            count += n
-        self.raw.train()
-        total, count = D.all_sum(self.d, [total, count], self.device)
+        batches = self.val.batches(spec.micro_batch, s.eval_batches, self.d.rank, self.d.world)
+        sums = evaluate_loss(self.raw, batches, device=self.device, dtype=spec.dtype)
+        total, count = D.all_sum(self.d, [sums.nats, float(sums.tokens)], self.device)
         val = total / max(count, 1.0)
         st = self.state
         st.val_loss = val

@@ -172,7 +172,7 @@ class PretrainSettings(TrainSettings):
     block_size: int | None = Field(None, ge=2, description="Override the preset's context "
                                    "(learned positions).")
     out: Path = Field(Path("runs/pretrain"), description="Run folder: checkpoints, "
-                      "metrics.jsonl, settings.json.")
+                      "metrics.jsonl, settings.json, run.json.")
     resume: str | None = Field(
         None, description="Continue from a checkpoint folder, or 'auto': the newest one in "
         "--out (a fresh start when there is none).",

@@ -1,0 +1,44 @@
+"""What a run ran on: ``describe()`` -> the ``hardware`` table of ``run.json`` in the run folder
+(the run card of `minigpt report` shows it). Each process segment of a resumed run adds itself."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe(device: torch.device, dtype: torch.dtype, world: int, peak_flops: float | None
+             ) -> dict[str, object]:
+    """The machine as the trainer saw it: device, processor, cores, threads, versions, peak."""
+    hw: dict[str, object] = {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        hw["gpu"] = props.name
+        hw["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+    hw["cpu"] = cpu_model()
+    try:
+        hw["cpu_cores_usable"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        hw["cpu_cores_usable"] = os.cpu_count() or 0
+    hw["torch_threads"] = torch.get_num_threads()
+    hw["processes"] = world
+    if peak_flops:
+        hw["peak_flops_per_process"] = float(peak_flops)
+    hw["host"] = platform.node()
+    hw["os"] = f"{platform.system()} {platform.release()}"
+    hw["python"] = platform.python_version()
+    hw["torch"] = torch.__version__
+    return hw
