@@ -117,6 +117,40 @@ def bare_loop(preset, ids, vocab, micro, seq, steps):
     return statistics.median(times[max(1, steps // 5):])
 
 
+def cli_layouts(steps: int, B: int, T: int) -> list[tuple[str, float]]:
+    """The baby shape through `minigpt pretrain` itself, the same 768-token steps laid out on
+    the cores three ways: 1 process x 2 torch threads, 1 process x 1 thread, and 2 processes x
+    1 thread (torchrun, gloo DDP, micro-batch B/2 each). Median tokens/s from metrics.jsonl."""
+    text = SHARED / "nietzsche"
+    if not text.is_dir():
+        return []
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "shards"
+        subprocess.run([sys.executable, "-m", "minigpt_cli", "shard", "text", str(text),
+                        "--no-stages", "--tokenizer", "char", "--shard-size", "1000000",
+                        "--out", str(data)], check=True, capture_output=True)
+        common = ["pretrain", "--data", str(data), "--model", "baby", "--seq-len", str(T),
+                  "--tokens-per-step", str(B * T), "--max-steps", str(steps), "--eval-every",
+                  "0", "--sample-every", "0", "--checkpoint-every", "0", "--peak-flops",
+                  "1e12", "--dtype", "float32", "--device", "cpu", "--lr", "1e-3"]
+        layouts = [("1 process x 2 threads", 1, 2), ("1 process x 1 thread", 1, 1),
+                   ("2 processes x 1 thread (DDP)", 2, 1)]
+        for name, procs, threads in layouts:
+            run = Path(tmp) / f"run{procs}{threads}"
+            head = [sys.executable, "-m", "minigpt_cli"] if procs == 1 else [
+                sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", str(procs), "-m", "minigpt_cli"]
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            subprocess.run([*head, *common, "--micro-batch", str(B // procs), "--out", str(run)],
+                           check=True, capture_output=True, env=env)
+            rates = [json.loads(line).get("tok_per_s") for line in
+                     (run / "metrics.jsonl").read_text().splitlines()]
+            rates = [r for r in rates if r]
+            out.append((name, statistics.median(rates[len(rates) // 5:])))
+    return out
+
+
 def loader_rate(batch: int, seq: int, seconds: float = 3.0) -> float:
     """Batches/s of (batch, seq) windows from memory-mapped shards (writes temp shards)."""
     from minigpt_cli import shards
@@ -203,6 +237,8 @@ def main() -> None:
     ap.add_argument("--max-step-minutes", type=float, default=15.0,
                     help="skip a gpt2 dtype whose step would take longer at its matmul peak")
     ap.add_argument("--compile", action="store_true", help="also time the baby shape compiled")
+    ap.add_argument("--no-layouts", dest="layouts", action="store_false",
+                    help="skip the baby shape through the CLI on 1 or 2 processes")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {_load()} (other work on "
@@ -236,6 +272,13 @@ def main() -> None:
               f"{tok_s / NANOGPT_BABY:4.2f}x nanoGPT's 16.1k  target 25k: "
               f"{'met' if tok_s >= 25_000 else 'NOT met'}")
     print(f"   trainer / bare loop time: {trn / bare:.3f}")
+    if args.layouts:
+        print(f"   through `minigpt pretrain`, {args.baby_steps} steps of {B * T} tokens:")
+        for name, tok_s in cli_layouts(args.baby_steps, B, T):
+            print(f"   {name:32s} {tok_s:9,.0f} tok/s  MFU "
+                  f"{100 * mfu('baby', vocab, T, tok_s, pk['float32']):5.1f}%  "
+                  f"{tok_s / NANOGPT_BABY:4.2f}x nanoGPT's 16.1k  target 25k: "
+                  f"{'met' if tok_s >= 25_000 else 'NOT met'}")
     consumed = {(B, T): 1 / trn}  # micro-batches/s the trainer takes, by shape
 
     if not args.skip_gpt2:
