@@ -3,6 +3,7 @@ twice the gradient accumulation, and only rank 0 writes."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -29,8 +30,9 @@ def test_two_gloo_processes_match_one_process_with_twice_the_accumulation(tmp_pa
     np.testing.assert_allclose([b[k] for k in sorted(b)], [a[k] for k in sorted(a)], rtol=1e-5)
     np.testing.assert_allclose(_column(two, "grad_norm"), _column(one, "grad_norm"), rtol=1e-4)
     np.testing.assert_allclose(_column(two, "val_loss"), _column(one, "val_loss"), rtol=1e-5)
-    assert sorted(p.name for p in two.iterdir()) == ["metrics.jsonl", "settings.json",
-                                                     "step_000005"]
+    assert sorted(p.name for p in two.iterdir()) == ["metrics.jsonl", "run.json",
+                                                     "settings.json", "step_000005"]
+    assert json.loads((two / "run.json").read_text())["hardware"]["processes"] == 2
 
 
 def _column(run, key):
