@@ -110,3 +110,12 @@ def _lock(f) -> None:
     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
 
 
+
+
+def cache_root() -> Path:
+    """Where downloads are kept: $MINIGPT_CACHE_DIR, else $XDG_CACHE_HOME/minigpt, else
+    ~/.cache/minigpt."""
+    if os.environ.get("MINIGPT_CACHE_DIR"):
+        return Path(os.environ["MINIGPT_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "minigpt"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -32,11 +31,10 @@ VAL_SHA256 = "0aa3b88843990f3f10a97b9575c94d7b71fb2205240ba04ae4884d9e9c992588"
 
 
 def default_cache() -> Path:
-    """$MINIGPT_CACHE_DIR, else $XDG_CACHE_HOME/minigpt, else ~/.cache/minigpt."""
-    if os.environ.get("MINIGPT_CACHE_DIR"):
-        return Path(os.environ["MINIGPT_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "minigpt"
+    """``download.cache_root()`` ($MINIGPT_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache)."""
+    from minigpt_cli.download import cache_root
+
+    return cache_root()
 
 
 @dataclass

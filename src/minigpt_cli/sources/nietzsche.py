@@ -23,7 +23,6 @@ Train / validation split (``split``):
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,12 +47,10 @@ SEPARATOR = "\n\n"  # between works in the chunk split and the benchmark corpus
 
 
 def default_cache() -> Path:
-    """$MINIGPT_CACHE_DIR/nietzsche, else $XDG_CACHE_HOME/minigpt/nietzsche, else
-    ~/.cache/minigpt/nietzsche."""
-    if os.environ.get("MINIGPT_CACHE_DIR"):
-        return Path(os.environ["MINIGPT_CACHE_DIR"]).expanduser() / "nietzsche"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "minigpt" / "nietzsche"
+    """``download.cache_root()/nietzsche`` ($MINIGPT_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache)."""
+    from minigpt_cli.download import cache_root
+
+    return cache_root() / "nietzsche"
 
 
 def clean_work(text: str, credits: bool = True) -> str:
