@@ -110,8 +110,6 @@ def _lock(f) -> None:
     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
 
 
-
-
 def cache_root() -> Path:
     """Where downloads are kept: $MINIGPT_CACHE_DIR, else $XDG_CACHE_HOME/minigpt, else
     ~/.cache/minigpt."""

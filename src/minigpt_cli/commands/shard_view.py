@@ -180,8 +180,8 @@ def merged(m: dict[str, Any], out: Path) -> None:
 
 
 def _workers(e) -> str:
-    if e.worker_kind == "inline" or e.workers == 0:
+    if e.worker_kind == "inline":
         return "in this process"
     noun = "thread" if e.worker_kind == "threads" else "process"
-    return f"on {e.workers} worker {noun}{'es' if noun == 'process' else 's'}" if e.workers != 1 \
-        else f"on 1 worker {noun}"
+    plural = "" if e.workers == 1 else "es" if noun == "process" else "s"
+    return f"on {e.workers} worker {noun}{plural}"

@@ -30,13 +30,6 @@ VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellas
 VAL_SHA256 = "0aa3b88843990f3f10a97b9575c94d7b71fb2205240ba04ae4884d9e9c992588"
 
 
-def default_cache() -> Path:
-    """``download.cache_root()`` ($MINIGPT_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache)."""
-    from minigpt_cli.download import cache_root
-
-    return cache_root()
-
-
 @dataclass
 class Example:
     line: int  # 1-based line in the file
@@ -114,7 +107,7 @@ def _example(path: Path, n: int, raw: str) -> Example:
 
 def fetch_official(options: HellaSwagOptions, on_progress: ProgressFn) -> Path:
     """The official validation file, downloaded once and verified (its sha256 pinned)."""
-    from minigpt_cli.download import download
+    from minigpt_cli.download import cache_root, download
 
     sha = options.sha256
     if sha is None:
@@ -122,7 +115,7 @@ def fetch_official(options: HellaSwagOptions, on_progress: ProgressFn) -> Path:
             raise MinigptError("--option url=... points at another file: give its checksum "
                                "too (--option sha256=...), so what is scored is pinned.")
         sha = VAL_SHA256
-    cache = options.cache_dir.expanduser() if options.cache_dir else default_cache()
+    cache = options.cache_dir.expanduser() if options.cache_dir else cache_root()
     dest = cache / "hellaswag" / Path(options.url.split("?")[0]).name
 
     def progress(p) -> None:

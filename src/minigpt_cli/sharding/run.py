@@ -205,11 +205,12 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
     stages = [build_stage(s) for s in specs]
     funnel = Funnel.for_chain([(s.name, True, {}) for s in specs])
     main = MainChain(specs, stages, funnel, None)
-    on_event(Started("vocabulary", settings.source, [s.name for s in specs], "char",
-                     settings.workers, settings.out, len(reader.inputs)))
     ticker = _Ticker("vocabulary", reader, [], funnel, [], on_event)
     chars: set[str] = set()
     with ChainPool(settings.workers, specs, None) as pool:
+        on_event(Started("vocabulary", settings.source, [s.name for s in specs], "char",
+                         settings.workers, settings.out, len(reader.inputs),
+                         worker_kind=pool.kind))
         for _, found, _, _ in kept_documents(reader, Cursor(), pool, main, ticker):
             chars.update(found)  # type: ignore[arg-type]
     if not chars:

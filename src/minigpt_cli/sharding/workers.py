@@ -13,9 +13,10 @@ with a clear error instead of hanging it (concurrent.futures detects a broken po
 When the chain has no stateless stage to run (``--no-stages``, or only dedup/head, which run in
 the main process anyway) and the tokenizer releases the GIL while encoding (GPT-2 BPE: tiktoken's
 Rust core does), the workers are threads of the main process instead: no documents pickled out,
-no token arrays pickled back, no start-up. On the 2-core benchmark machine that takes the
-tokenize-only pipeline from ~1.3x to ~1.7x the single-thread tiktoken rate. Python stages hold
-the GIL, so a chain with stateless filters keeps the processes.
+no token arrays pickled back, no start-up. On the 2-core benchmark machine that took the
+tokenize-only pipeline from 1.22x to 1.32x the single-thread tiktoken rate (benchmarks/
+bench_shard.py). Python stages hold the GIL, so a chain with stateless filters keeps the
+processes.
 """
 
 from __future__ import annotations

@@ -46,13 +46,6 @@ END_LINE = re.compile(r"\n[ \t]*End of (?:the )?Project Gutenberg[^\n]*(?:\n[^\n
 SEPARATOR = "\n\n"  # between works in the chunk split and the benchmark corpus
 
 
-def default_cache() -> Path:
-    """``download.cache_root()/nietzsche`` ($MINIGPT_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache)."""
-    from minigpt_cli.download import cache_root
-
-    return cache_root() / "nietzsche"
-
-
 def clean_work(text: str, credits: bool = True) -> str:
     """A Gutenberg text without BOM, CRLF, header, footer and licence (see the module doc).
 
@@ -229,11 +222,11 @@ class NietzscheSource:
         return self._download(work), work.url(o.base_url)
 
     def _download(self, work: Work) -> bytes:
-        from minigpt_cli.download import DownloadError, cache_path, download
+        from minigpt_cli.download import DownloadError, cache_path, cache_root, download
 
         o = self.options
         url = work.url(o.base_url)
-        cache = Path(o.cache_dir).expanduser() if o.cache_dir else default_cache()
+        cache = Path(o.cache_dir).expanduser() if o.cache_dir else cache_root() / "nietzsche"
         dest = cache_path(cache, url)
         try:
             path = download(url, dest, sha256=work.sha256 if o.verify else None)

@@ -17,7 +17,6 @@ the mean loss over the whole step, masked or not.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import signal
 import threading
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import torch
 
-from minigpt_cli import atomic
 from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.runtime import autocast
@@ -35,11 +33,11 @@ from minigpt_cli.tokenizer import Tokenizer
 from minigpt_cli.train import checkpoints as C
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
+from minigpt_cli.train import machine as M
 from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.flops import device_peak, flops_per_token
 from minigpt_cli.train.guard import Guard
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
-from minigpt_cli.train.machine import describe
 from minigpt_cli.train.metrics import MetricsLog, check_tensorboard
 from minigpt_cli.train.optim import build_optimizer
 from minigpt_cli.train.schedule import build_schedule
@@ -147,7 +145,8 @@ class Trainer:
             spec.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics = MetricsLog(spec.run_dir, self.state.step if spec.resume else None,
                                       s.tensorboard)
-            self._write_run_json()
+            M.record(spec.run_dir, self.state.step,
+                     M.describe(self.device, spec.dtype, self.d.world, self.peak))
             self._emit(E.RunStarted(spec.run_dir, self.state.step, self.cap or 0,
                                     self.raw.num_params(), spec.tokens_per_step, spec.micro_batch,
                                     spec.seq_len, spec.accum, self.d.world, str(self.device),
@@ -190,19 +189,6 @@ class Trainer:
                              self.state.best_val, self.state.best_step, self.state.elapsed)
         self._emit(done)
         return done
-
-    def _write_run_json(self) -> None:
-        """``run.json``: the machine of this segment (a resumed run may move machines)."""
-        path = self.spec.run_dir / "run.json"
-        try:
-            doc = json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError):
-            doc = {}
-        hw = describe(self.device, self.spec.dtype, self.d.world, self.peak)
-        segments = [*doc.get("segments", []), {"from_step": self.state.step,
-                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                               "hardware": hw}]
-        atomic.write_json(path, {"hardware": hw, "segments": segments})
 
     def elapsed(self) -> float:
         """Training wall-clock seconds so far, over all segments of the run."""

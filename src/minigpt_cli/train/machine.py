@@ -1,13 +1,18 @@
 """What a run ran on: ``describe()`` -> the ``hardware`` table of ``run.json`` in the run folder
-(the run card of `minigpt report` shows it). Each process segment of a resumed run adds itself."""
+(the run card of `minigpt report` shows it); ``record()`` writes it. Each process segment of a
+resumed run adds itself (a resumed run may move machines)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
+
+from minigpt_cli import atomic
 
 
 def cpu_model() -> str:
@@ -42,3 +47,15 @@ def describe(device: torch.device, dtype: torch.dtype, world: int, peak_flops: f
     hw["python"] = platform.python_version()
     hw["torch"] = torch.__version__
     return hw
+
+
+def record(run_dir: Path, step: int, hardware: dict[str, object]) -> None:
+    """Add a segment starting at ``step`` to ``run_dir/run.json``; ``hardware`` is the newest."""
+    path = run_dir / "run.json"
+    try:
+        segments = json.loads(path.read_text()).get("segments", []) if path.is_file() else []
+    except (OSError, ValueError):
+        segments = []
+    segments.append({"from_step": step, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "hardware": hardware})
+    atomic.write_json(path, {"hardware": hardware, "segments": segments})
