@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from minigpt_cli.kernels import causal_attention, gelu_tanh
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -128,7 +130,7 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.update(layer, k, v)  # (B, nh, past + T, hs)
         if past == 0:
             dropout_p = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            y = causal_attention(q, k, v, dropout_p)  # kernels.py: fast on short CPU contexts
         elif T == 1:
             # one new query attends to every cached position: no mask needed
             y = F.scaled_dot_product_attention(q, k, v)
@@ -141,11 +143,16 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(y) if self.training else y  # eval: skip the no-op call
 
 
+class TanhGELU(nn.Module):
+    def forward(self, x):
+        return gelu_tanh(x)  # kernels.py: F.gelu(x, approximate="tanh"), faster on CPU
+
+
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh")  # GPT-2 used the tanh approximation of GELU
+        self.gelu = TanhGELU()  # GPT-2 used the tanh approximation of GELU
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.c_proj.RESIDUAL_SCALE_INIT = True
         self.dropout = nn.Dropout(config.dropout)

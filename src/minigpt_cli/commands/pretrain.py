@@ -46,6 +46,11 @@ def pretrain(
     decay_steps: Annotated[int | None, _o("cosine: step of the floor; wsd: decay length.",
                            OPT)] = None,
     weight_decay: Annotated[float | None, _o("AdamW weight decay \\[default: 0.1].", OPT)] = None,
+    optimizer: Annotated[str | None, _o("adamw | muon (Muon for the hidden matrices, AdamW for "
+                         "the rest) \\[default: adamw].", OPT)] = None,
+    muon_lr: Annotated[float | None, _o("Muon's peak learning rate \\[default: 0.02].",
+                       OPT)] = None,
+    muon_momentum: Annotated[float | None, _o("Muon's momentum \\[default: 0.95].", OPT)] = None,
     beta1: Annotated[float | None, _o("AdamW beta1 \\[default: 0.9].", OPT)] = None,
     beta2: Annotated[float | None, _o("AdamW beta2 \\[default: 0.95].", OPT)] = None,
     eps: Annotated[float | None, _o("AdamW epsilon \\[default: 1e-8].", OPT)] = None,

@@ -251,7 +251,7 @@ class Trainer:
         if verdict.update:
             lr = self._last_lr = self.lr()
             for g in self.optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_ratio", 1.0)  # Muon's groups: muon_lr / lr
             self.scaler.step(self.optimizer)
             self.scaler.update()
         elif verdict.reason:

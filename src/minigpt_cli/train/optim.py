@@ -1,6 +1,8 @@
-"""AdamW with GPT-3's settings (Brown et al. 2020, appendix B: beta1 0.9, beta2 0.95, eps 1e-8,
+"""The optimizer: AdamW with GPT-3's settings (Brown et al. 2020, appendix B: beta1 0.9, beta2 0.95, eps 1e-8,
 weight decay 0.1), decaying only >= 2-D weights (matmul weights and embeddings, not biases or
-LayerNorm gains), fused into one kernel per step where the device supports it.
+LayerNorm gains), fused into one kernel per step where the device supports it. ``optimizer = "muon"`` hands the
+2-D weights of the transformer's Linear layers to Muon (muon.py) at ``muon_lr`` and keeps AdamW
+for the rest (embeddings and the tied output layer, biases, LayerNorm gains).
 
 Its state goes to safetensors keyed by parameter name (no pickle), so a checkpoint's optimizer
 file reads like its model file.
@@ -13,6 +15,7 @@ import json
 import torch
 
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.train.muon import Chain, Muon
 
 
 def named_trainable(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -25,23 +28,42 @@ def fused_supported(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu", "mps")
 
 
-def build_optimizer(model: torch.nn.Module, settings, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, settings, device: torch.device):
     params = named_trainable(model)
     if not params:
         raise MinigptError("Every parameter is frozen: there is nothing to train.")
-    decay = [p for _, p in params if p.dim() >= 2]
+    muon = muon_params(model) if settings.optimizer == "muon" else set()
+    decay = [p for _, p in params if p.dim() >= 2 and id(p) not in muon]
     no_decay = [p for _, p in params if p.dim() < 2]
     groups = [
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
     kwargs = dict(lr=settings.lr, betas=(settings.beta1, settings.beta2), eps=settings.eps)
+    adamw = None
     if fused_supported(device):
         try:
-            return torch.optim.AdamW(groups, fused=True, **kwargs)
+            adamw = torch.optim.AdamW(groups, fused=True, **kwargs)
         except (RuntimeError, ValueError):
             pass
-    return torch.optim.AdamW(groups, **kwargs)
+    adamw = adamw or torch.optim.AdamW(groups, **kwargs)
+    if not muon:
+        return adamw
+    ratio = settings.muon_lr / settings.lr
+    hidden = [p for _, p in params if id(p) in muon]
+    # the loop sets every group's lr to the schedule's value times the group's lr_ratio; the
+    # decay per step matches AdamW's (lr x weight_decay) whichever optimizer a weight has
+    return Chain(adamw, Muon([{"params": hidden, "lr_ratio": ratio}], lr=settings.muon_lr,
+                             momentum=settings.muon_momentum,
+                             weight_decay=settings.weight_decay / ratio))
+
+
+def muon_params(model: torch.nn.Module) -> set[int]:
+    """ids of the weights Muon trains: the 2-D weights of Linear layers, the output layer's
+    excepted (with GPT-2's tying it is the token embedding, which stays with AdamW)."""
+    head = getattr(model, "lm_head", None)
+    return {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)
+            and m is not head and m.weight.requires_grad and m.weight.dim() == 2}
 
 
 def param_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:

@@ -59,6 +59,13 @@ class TrainSettings(DeviceSettings):
         "--max-steps); wsd: length of the final decay (default 20% of --max-steps).",
     )
     weight_decay: float = Field(0.1, ge=0, description="AdamW decay on >= 2-D weights only.")
+    optimizer: Literal["adamw", "muon"] = Field(
+        "adamw", description="adamw, or muon: Muon (orthogonalised momentum) for the 2-D weights "
+        "of the transformer's Linear layers, AdamW for the embeddings, biases and gains.",
+    )
+    muon_lr: float = Field(0.02, gt=0, description="Muon's peak learning rate (the schedule "
+                           "scales it like --lr).")
+    muon_momentum: float = Field(0.95, ge=0, lt=1, description="Muon's momentum (Nesterov).")
     beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
     beta2: float = Field(0.95, ge=0, lt=1, description="AdamW beta2.")
     eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")

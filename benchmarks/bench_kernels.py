@@ -1,0 +1,137 @@
+"""kernels.py vs PyTorch's own CPU kernels: GELU (tanh form) and causal attention, forward +
+backward, at the shapes CPU training uses, then whole training steps of small GPTs with the
+kernels on and off. Every pair is measured alternately in the same run (rounds of on/off), and
+the figure is the median of the per-round ratios: the machine may be shared.
+
+    python benchmarks/bench_kernels.py            # about 2 minutes
+    python benchmarks/bench_kernels.py --rounds 9 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from torch.nn import functional as F
+
+from minigpt_cli import kernels
+from minigpt_cli.model import GPT, preset_config
+
+
+def timed(fn, reps: int) -> float:
+    fn()  # warm
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
+
+
+def paired(make_on, make_off, rounds: int, reps: int) -> tuple[float, float, float]:
+    """(median ms on, median ms off, median off/on ratio) over alternating rounds."""
+    on, off = [], []
+    for _ in range(rounds):
+        on.append(timed(make_on, reps))
+        off.append(timed(make_off, reps))
+    ratio = statistics.median(b / a for a, b in zip(on, off))
+    return statistics.median(on) * 1e3, statistics.median(off) * 1e3, ratio
+
+
+def fwd_bwd(f, *inputs):
+    g = None
+
+    def run():
+        nonlocal g
+        y = f(*inputs)
+        g = torch.ones_like(y) if g is None else g
+        y.backward(g)
+    return run
+
+
+def gelu_rows(rounds: int) -> list[tuple]:
+    rows = []
+    for name, n, width in (("baby, 12x64 positions", 768, 512),
+                           ("nietzsche recipe, 8x128", 1024, 512),
+                           ("gpt2, 1x1024", 1024, 3072)):
+        x = torch.randn(n, width, requires_grad=True)
+        reps = max(5, int(2e7 // (n * width)))
+        rows.append((f"GELU {name} x {width}",
+                     *paired(fwd_bwd(kernels._TanhGelu.apply, x),
+                             fwd_bwd(lambda t: F.gelu(t, approximate="tanh"), x), rounds, reps)))
+    return rows
+
+
+def attention_rows(rounds: int) -> list[tuple]:
+    rows = []
+    for B, H, T, D in ((12, 4, 64, 32), (8, 4, 128, 32), (4, 4, 256, 32), (2, 4, 512, 32),
+                       (1, 12, 1024, 64)):
+        qkv = torch.randn(B, T, 3, H, D, requires_grad=True)
+
+        def split():
+            return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+        def ours():
+            kernels.enabled, saved_limit = True, kernels.SHORT_CONTEXT
+            kernels.SHORT_CONTEXT = max(T, saved_limit)  # the explicit form, whatever T
+            try:
+                return kernels.causal_attention(*split())
+            finally:
+                kernels.SHORT_CONTEXT = saved_limit
+
+        def sdpa():
+            return F.scaled_dot_product_attention(*split(), is_causal=True)
+        reps = max(3, int(4e6 // (B * H * T * T)))
+        used = "explicit" if T <= kernels.SHORT_CONTEXT else "SDPA (above SHORT_CONTEXT)"
+        rows.append((f"attention B{B} heads {H}x{D} T{T} -> {used}",
+                     *paired(fwd_bwd(ours), fwd_bwd(sdpa), rounds, reps)))
+    return rows
+
+
+def step_rows(rounds: int) -> list[tuple]:
+    rows = []
+    for name, B, T in (("baby GPT train step, 12 x 64", 12, 64),
+                       ("Nietzsche recipe step, 8 x 128", 8, 128)):
+        torch.manual_seed(0)
+        model = GPT(preset_config("baby", vocab_size=65, block_size=T))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+        x = torch.randint(0, 65, (B, T))
+        y = torch.randint(0, 65, (B, T))
+
+        def step(on: bool):
+            def run():
+                kernels.enabled = on
+                _, loss = model(x, y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            return run
+        on, off, ratio = paired(step(True), step(False), rounds, 20)
+        rows.append((f"{name} ({B * T / on * 1e3:,.0f} vs {B * T / off * 1e3:,.0f} tok/s)",
+                     on, off, ratio))
+    kernels.enabled = True
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    args = ap.parse_args()
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    print(f"torch {torch.__version__}, {threads} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'forward + backward':64} {'ours ms':>8} {'torch ms':>8} {'speed-up':>8}")
+    for rows in (gelu_rows, attention_rows, step_rows):
+        for name, on, off, ratio in rows(args.rounds):
+            print(f"{name:64} {on:>8.3f} {off:>8.3f} {ratio:>7.2f}x", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}; SHORT_CONTEXT = "
+          f"{kernels.SHORT_CONTEXT}; speed-up = median over {args.rounds} rounds of "
+          "torch time / ours")
+
+
+if __name__ == "__main__":
+    main()
