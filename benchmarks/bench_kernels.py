@@ -1,9 +1,8 @@
-"""kernels.py vs PyTorch's own CPU kernels: GELU (tanh form) and causal attention, forward +
-backward, at the shapes CPU training uses, then whole training steps of small GPTs with the
-kernels on and off. Every pair is measured alternately in the same run (rounds of on/off), and
+"""kernels.py vs PyTorch's own CPU kernel: causal attention, forward + backward, at the shapes
+CPU training uses, then whole training steps of small GPTs with the kernel on and off. Every pair is measured alternately in the same run (rounds of on/off), and
 the figure is the median of the per-round ratios: the machine may be shared.
 
-    python benchmarks/bench_kernels.py            # about 2 minutes
+    python benchmarks/bench_kernels.py            # about a minute
     python benchmarks/bench_kernels.py --rounds 9 --threads 1
 """
 
@@ -48,19 +47,6 @@ def fwd_bwd(f, *inputs):
         g = torch.ones_like(y) if g is None else g
         y.backward(g)
     return run
-
-
-def gelu_rows(rounds: int) -> list[tuple]:
-    rows = []
-    for name, n, width in (("baby, 12x64 positions", 768, 512),
-                           ("nietzsche recipe, 8x128", 1024, 512),
-                           ("gpt2, 1x1024", 1024, 3072)):
-        x = torch.randn(n, width, requires_grad=True)
-        reps = max(5, int(2e7 // (n * width)))
-        rows.append((f"GELU {name} x {width}",
-                     *paired(fwd_bwd(kernels._TanhGelu.apply, x),
-                             fwd_bwd(lambda t: F.gelu(t, approximate="tanh"), x), rounds, reps)))
-    return rows
 
 
 def attention_rows(rounds: int) -> list[tuple]:
@@ -125,7 +111,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {threads} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}")
     print(f"{'forward + backward':64} {'ours ms':>8} {'torch ms':>8} {'speed-up':>8}")
-    for rows in (gelu_rows, attention_rows, step_rows):
+    for rows in (attention_rows, step_rows):
         for name, on, off, ratio in rows(args.rounds):
             print(f"{name:64} {on:>8.3f} {off:>8.3f} {ratio:>7.2f}x", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}; SHORT_CONTEXT = "

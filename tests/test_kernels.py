@@ -1,4 +1,4 @@
-"""kernels.py: the CPU forms of GELU and causal attention are the same functions as PyTorch's."""
+"""kernels.py: the CPU form of causal attention is the same function as PyTorch's."""
 
 import pytest
 import torch
@@ -8,25 +8,7 @@ from minigpt_cli import kernels
 from minigpt_cli.model import GPT, GPTConfig
 
 
-def test_gelu_matches_torch_tanh_gelu_forward_and_backward():
-    x = (torch.randn(4096, dtype=torch.float64) * 6).requires_grad_()
-    ours = kernels.gelu_tanh(x)
-    ref = F.gelu(x, approximate="tanh")
-    assert torch.allclose(ours, ref, rtol=0, atol=1e-12)
-    g = torch.randn_like(x)
-    (ga,) = torch.autograd.grad(ours, x, g)
-    (gb,) = torch.autograd.grad(ref, x, g)
-    assert torch.allclose(ga, gb, rtol=0, atol=1e-12)
-    assert torch.autograd.gradcheck(kernels.gelu_tanh, (x[:64].detach().requires_grad_(),))
-
-
-def test_gelu_float32_extremes():
-    x = torch.tensor([-1e4, -30.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 1e4])
-    assert torch.allclose(kernels.gelu_tanh(x), F.gelu(x, approximate="tanh"), atol=1e-6)
-    assert torch.isfinite(kernels.gelu_tanh(x)).all()
-
-
-@pytest.mark.parametrize("T", [1, 7, 64, 128, kernels.SHORT_CONTEXT])
+@pytest.mark.parametrize("T", [1, 7, 64, kernels.SHORT_CONTEXT])
 def test_attention_matches_sdpa_forward_and_backward(T):
     torch.manual_seed(T)
     qkv = torch.randn(3, T, 3, 4, 16, requires_grad=True)  # (B, T, 3, heads, hs) like the model

@@ -111,7 +111,7 @@ def test_micro_batch_auto_keeps_tokens_per_step(shards_dir, tmp_path):
     assert "x 1 accumulation" in r.output
 
 
-@pytest.mark.parametrize("name", ["gpt2-124m.toml", "tiny-cpu.toml"])
+@pytest.mark.parametrize("name", ["gpt2-124m.toml", "tiny-cpu.toml", "nietzsche-char.toml"])
 def test_example_configs_are_valid(name):
     s = resolve(PretrainSettings, "pretrain", {}, ROOT / "examples" / name)
     if name == "gpt2-124m.toml":
@@ -121,6 +121,8 @@ def test_example_configs_are_valid(name):
         assert s.tokens_per_step // (s.micro_batch * s.seq_len * 8) == 4  # 8 GPUs: 4 accum
     else:
         assert s.model == "baby" and s.device == "cpu"
+    if name == "nietzsche-char.toml":
+        assert (s.optimizer, s.muon_lr, s.max_time) == ("muon", 0.02, 300)
 
 
 def _copy(src, tmp_path):

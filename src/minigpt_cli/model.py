@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from minigpt_cli.kernels import causal_attention, gelu_tanh
+from minigpt_cli.kernels import causal_attention
 
 
 @dataclass(frozen=True)
@@ -143,16 +143,11 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(y) if self.training else y  # eval: skip the no-op call
 
 
-class TanhGELU(nn.Module):
-    def forward(self, x):
-        return gelu_tanh(x)  # kernels.py: F.gelu(x, approximate="tanh"), faster on CPU
-
-
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = TanhGELU()  # GPT-2 used the tanh approximation of GELU
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2 used the tanh approximation of GELU
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.c_proj.RESIDUAL_SCALE_INIT = True
         self.dropout = nn.Dropout(config.dropout)
