@@ -102,6 +102,7 @@ def test_pretrain_with_muon_learns_and_resumes_exactly(tmp_path):
     full = tmp_path / "full"
     r = runner.invoke(app, [*common, "--out", str(full), "--max-steps", "12"])
     assert r.exit_code == 0, r.output
+    assert "note: Muon on 8 matrices" in r.output  # nano: 2 blocks x 4 Linear layers
     losses = _losses(full)
     assert losses[12] < losses[1] - 0.3, losses
     state = load_file(str(full / "step_000012" / "optimizer.safetensors"))

@@ -39,7 +39,7 @@ from minigpt_cli.train.flops import device_peak, flops_per_token
 from minigpt_cli.train.guard import Guard
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
 from minigpt_cli.train.metrics import MetricsLog, check_tensorboard
-from minigpt_cli.train.optim import build_optimizer
+from minigpt_cli.train.optim import build_optimizer, describe
 from minigpt_cli.train.schedule import build_schedule
 from minigpt_cli.train.state import TrainerState
 
@@ -136,7 +136,7 @@ class Trainer:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> E.RunFinished:
         s, spec = self.s, self.spec
-        notes = list(spec.notes)
+        notes = list(spec.notes) + describe(self.optimizer)
         if spec.resume is not None:
             notes += C.restore(self, spec.resume)
             self.last_ckpt = spec.resume

@@ -1,8 +1,9 @@
-"""The optimizer: AdamW with GPT-3's settings (Brown et al. 2020, appendix B: beta1 0.9, beta2 0.95, eps 1e-8,
-weight decay 0.1), decaying only >= 2-D weights (matmul weights and embeddings, not biases or
-LayerNorm gains), fused into one kernel per step where the device supports it. ``optimizer = "muon"`` hands the
-2-D weights of the transformer's Linear layers to Muon (muon.py) at ``muon_lr`` and keeps AdamW
-for the rest (embeddings and the tied output layer, biases, LayerNorm gains).
+"""The optimizer: AdamW with GPT-3's settings (Brown et al. 2020, appendix B: beta1 0.9, beta2
+0.95, eps 1e-8, weight decay 0.1), decaying only >= 2-D weights (matmul weights and embeddings,
+not biases or LayerNorm gains), fused into one kernel per step where the device supports it.
+``optimizer = "muon"`` hands the 2-D weights of the transformer's Linear layers to Muon
+(muon.py) at ``muon_lr`` and keeps AdamW for the rest (embeddings and the tied output layer,
+biases, LayerNorm gains, LoRA adapters).
 
 Its state goes to safetensors keyed by parameter name (no pickle), so a checkpoint's optimizer
 file reads like its model file.
@@ -49,8 +50,10 @@ def build_optimizer(model: torch.nn.Module, settings, device: torch.device):
     adamw = adamw or torch.optim.AdamW(groups, **kwargs)
     if not muon:
         return adamw
-    ratio = settings.muon_lr / settings.lr
     hidden = [p for _, p in params if id(p) in muon]
+    if not hidden:  # e.g. LoRA: every Linear weight frozen
+        return adamw
+    ratio = settings.muon_lr / settings.lr
     # the loop sets every group's lr to the schedule's value times the group's lr_ratio; the
     # decay per step matches AdamW's (lr x weight_decay) whichever optimizer a weight has
     return Chain(adamw, Muon([{"params": hidden, "lr_ratio": ratio}], lr=settings.muon_lr,
@@ -64,6 +67,17 @@ def muon_params(model: torch.nn.Module) -> set[int]:
     head = getattr(model, "lm_head", None)
     return {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)
             and m is not head and m.weight.requires_grad and m.weight.dim() == 2}
+
+
+def describe(optimizer) -> list[str]:
+    """A start-of-run note saying which weights Muon trains (none for plain AdamW)."""
+    if not isinstance(optimizer, Chain):
+        return []
+    adamw, muon = optimizer.parts
+    n_muon = [p.numel() for g in muon.param_groups for p in g["params"]]
+    n_adam = sum(p.numel() for g in adamw.param_groups for p in g["params"])
+    return [f"Muon on {len(n_muon)} matrices ({sum(n_muon):,} params), AdamW on the rest "
+            f"({n_adam:,} params)"]
 
 
 def param_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
