@@ -15,6 +15,7 @@ src/minigpt_cli/assets/nietzsche-char-tiny.safetensors.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 from pathlib import Path
 
@@ -52,14 +53,30 @@ def main() -> None:
         with TrainDisplay(live=False) as display:
             done = run_pretrain(settings, display)
         model, tok, _ = load_checkpoint(done.last_checkpoint)
+        nats = held_out_nats_per_char(model, tok, shards)
         extra = {"trained_on": "21 Nietzsche works (Project Gutenberg), the nietzsche source "
                  "with split=chunk (last 10% of the characters held out)",
                  "recipe": str(args.recipe.relative_to(ROOT)) if args.recipe.is_relative_to(ROOT)
                  else str(args.recipe), "minutes": args.minutes, "steps": done.step,
-                 "val_loss": done.best_val}
+                 "val_nats_per_char": nats, "val_scope": SCOPE}
         save_checkpoint(args.out, model, tok, step=done.step, extra=extra)
-    print(f"wrote {args.out}: {done.step} steps in {args.minutes:g} minutes, held-out loss "
-          f"{done.best_val:.4f} nats/char")
+    print(f"wrote {args.out}: {done.step} steps in {args.minutes:g} minutes, {nats:.4f} nats/char "
+          f"on {SCOPE}")
+
+
+SCOPE = ("the whole held-out text (val_000000.bin), windows of the model's context, every "
+         "character predicted once")
+
+
+def held_out_nats_per_char(model, tok, shards: Path) -> float:
+    """The benchmark's figure (benchmarks/bench_nietzsche.py): the `loss` eval over the whole
+    validation shard, not the trainer's few in-loop eval batches."""
+    from minigpt_cli.evals.loss import LossOptions, LossTask
+
+    T = model.config.block_size
+    r = LossTask().run(model, tok, shards, LossOptions(seq_len=T, stride=T, batch_size=32),
+                       lambda *a: None)
+    return r["metrics"]["bits_per_char"] * math.log(2)
 
 
 if __name__ == "__main__":

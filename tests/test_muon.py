@@ -124,3 +124,20 @@ def test_unknown_optimizer_names_the_flag(tmp_path):
     assert r.exit_code == 2
     assert "--optimizer" in r.output and "--muon-lr" in r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_finetune_takes_muon_too(tmp_path):
+    data = char_shards(tmp_path / "shards")
+    pre = tmp_path / "pre"
+    r = runner.invoke(app, ["pretrain", "--data", str(data), "--out", str(pre), *TINY,
+                            "--max-steps", "2", "--eval-every", "0", "--sample-every", "0"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["finetune", "--from", str(pre / "step_000002"), "--data", str(data),
+                            "--out", str(tmp_path / "ft"), "--optimizer", "muon", "--muon-lr",
+                            "0.01", "--max-steps", "3", "--micro-batch", "4", "--seq-len", "32",
+                            "--eval-every", "0", "--sample-every", "0", "--device", "cpu",
+                            "--dtype", "float32"])
+    assert r.exit_code == 0, r.output
+    assert "note: Muon on 8 matrices" in r.output
+    state = load_file(str(tmp_path / "ft" / "step_000003" / "optimizer.safetensors"))
+    assert "transformer.h.1.attn.c_attn.weight.momentum_buffer" in state

@@ -55,6 +55,10 @@ def finetune(
     schedule: Annotated[str | None, _o("cosine | constant | wsd \\[default: cosine].", OPT)] = None,
     warmup_steps: Annotated[int | None, _o("Warmup steps \\[default: 20].", OPT)] = None,
     weight_decay: Annotated[float | None, _o("AdamW weight decay \\[default: 0].", OPT)] = None,
+    optimizer: Annotated[str | None, _o("adamw | muon (Muon for the hidden matrices, AdamW for "
+                         "the rest) \\[default: adamw].", OPT)] = None,
+    muon_lr: Annotated[float | None, _o("Muon's peak learning rate \\[default: 0.02].",
+                       OPT)] = None,
     grad_clip: Annotated[float | None, _o("Gradient-norm clip, 0 = off \\[default: 1.0].",
                          OPT)] = None,
     dropout: Annotated[float | None, _o("Dropout while training \\[default: the model's own "
