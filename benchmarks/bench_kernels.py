@@ -1,6 +1,7 @@
 """kernels.py vs PyTorch's own CPU kernel: causal attention, forward + backward, at the shapes
-CPU training uses, then whole training steps of small GPTs with the kernel on and off. Every pair is measured alternately in the same run (rounds of on/off), and
-the figure is the median of the per-round ratios: the machine may be shared.
+CPU training uses, then whole training steps of small GPTs with the kernel on and off. Every
+pair is measured alternately in the same run (rounds of on/off), and the figure is the median
+of the per-round ratios: the machine may be shared.
 
     python benchmarks/bench_kernels.py            # about a minute
     python benchmarks/bench_kernels.py --rounds 9 --threads 1
@@ -59,12 +60,7 @@ def attention_rows(rounds: int) -> list[tuple]:
             return qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
         def ours():
-            kernels.enabled, saved_limit = True, kernels.SHORT_CONTEXT
-            kernels.SHORT_CONTEXT = max(T, saved_limit)  # the explicit form, whatever T
-            try:
-                return kernels.causal_attention(*split())
-            finally:
-                kernels.SHORT_CONTEXT = saved_limit
+            return kernels.explicit_causal_attention(*split())  # whatever T
 
         def sdpa():
             return F.scaled_dot_product_attention(*split(), is_causal=True)

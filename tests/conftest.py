@@ -20,6 +20,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: tiny models gain nothing from more, and on a shared
+    2-core machine a second thread makes each small op wait for a core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

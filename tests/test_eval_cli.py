@@ -22,12 +22,7 @@ ITEM = {"ctx": "A man is sitting on a roof. he", "label": 0,
                     "is on the roof."]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def invoke(*args):

@@ -28,12 +28,7 @@ from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 SAMPLE = "hellaswag/hellaswag_val_sample500.jsonl"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny(vocab: int, block: int = 128, seed: int = 0, width: int = 16) -> GPT:

@@ -23,12 +23,7 @@ TEXT = ("Supposing that Truth is a woman -- what then? Is there not ground for s
         "women. Ünïcödé — naïve café, 10 € «quotes».\n") * 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared 2-core machine: no spinning thread pools
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny(vocab: int, block: int = 32, seed: int = 0) -> GPT:

@@ -23,12 +23,7 @@ from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 CHARS = list("0123456789+-*/=,#r>;\n")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny(vocab: int, block: int = 64, seed: int = 0) -> GPT:

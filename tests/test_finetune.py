@@ -24,12 +24,7 @@ FAST = ["--seq-len", "32", "--micro-batch", "4", "--device", "cpu", "--dtype", "
         "--peak-flops", "1e11", "--sample-every", "0", "--eval-batches", "2", "--lr", "3e-3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def invoke(*args):

@@ -19,12 +19,7 @@ from minigpt_cli.train.settings import TrainSettings
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.mark.parametrize("shape", [(64, 16), (16, 64), (32, 32)])

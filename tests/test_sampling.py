@@ -9,14 +9,7 @@ from minigpt_cli.model import GPT, preset_config
 from minigpt_cli.sampling import SamplingParams, filter_logits, generate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine a second thread makes each
-    small op wait for a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny(preset: str = "nano", seed: int = 0, **overrides) -> GPT:

@@ -9,7 +9,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from conftest import ROOT
 from test_train_support import TINY, char_corpus, char_shards, read_metrics, write_shards
 from typer.testing import CliRunner
@@ -22,12 +21,7 @@ from minigpt_cli.train.settings import PretrainSettings
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def invoke(*args: str):

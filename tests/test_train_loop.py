@@ -23,12 +23,7 @@ from minigpt_cli.train.settings import TrainSettings
 from minigpt_cli.train.state import list_checkpoints
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -40,10 +40,15 @@ def _causal_mask(T: int, dtype: torch.dtype, device: torch.device) -> torch.Tens
 
 def causal_attention(q, k, v, dropout_p: float = 0.0) -> torch.Tensor:
     """Causal self-attention of (B, heads, T, head_dim) queries, keys and values."""
-    B, H, T, D = q.shape
     if not (enabled and q.device.type == "cpu" and q.dtype == torch.float32
-            and T <= SHORT_CONTEXT and dropout_p == 0.0):
+            and q.size(-2) <= SHORT_CONTEXT and dropout_p == 0.0):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    return explicit_causal_attention(q, k, v)
+
+
+def explicit_causal_attention(q, k, v) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head_dim) + causal mask) v, written out (no dropout)."""
+    B, H, T, D = q.shape
     mask = _causal_mask(T, q.dtype, q.device).expand(B * H, T, T)
     scores = torch.baddbmm(mask, q.reshape(B * H, T, D), k.reshape(B * H, T, D).transpose(1, 2),
                            alpha=1.0 / math.sqrt(D))

@@ -23,16 +23,18 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic iteration, Jordan et al.
 def orthogonalize(g: torch.Tensor, steps: int) -> torch.Tensor:
     """Approximately U V^T of each (.., rows, cols) matrix's SVD U S V^T, by Newton-Schulz."""
     a, b, c = NS_COEFFICIENTS
-    x = g / (g.norm(dim=(-2, -1), keepdim=True) + 1e-7)  # spectral norm <= 1
+    single = g.dim() == 2
+    x = g.unsqueeze(0) if single else g  # (n, rows, cols)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)  # spectral norm <= 1
     wide = x.size(-2) <= x.size(-1)
     if not wide:
         x = x.mT  # iterate on the smaller Gram matrix
     for _ in range(steps):
         gram = x @ x.mT
-        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c) if x.dim() == 3 \
-            else torch.addmm(gram, gram, gram, beta=b, alpha=c)
-        x = torch.baddbmm(x, poly, x, beta=a) if x.dim() == 3 else torch.addmm(x, poly, x, beta=a)
-    return x if wide else x.mT
+        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G^2
+        x = torch.baddbmm(x, poly, x, beta=a)  # a X + (b G + c G^2) X
+    x = x if wide else x.mT
+    return x[0] if single else x
 
 
 class Muon(torch.optim.Optimizer):
@@ -74,11 +76,9 @@ class Muon(torch.optim.Optimizer):
         grads = [p.grad for p in params]
         torch._foreach_mul_(bufs, mu)
         torch._foreach_add_(bufs, grads)
-        nesterov = torch._foreach_add(grads, bufs, alpha=mu)
         work = torch.float32 if device.type == "cpu" else torch.bfloat16
-        d = torch.stack(nesterov).to(work)
-        u = orthogonalize(d if len(params) > 1 else d[0], group["ns_steps"])
-        u = u.to(params[0].dtype).reshape(len(params), *shape).unbind(0)
+        d = torch.stack(grads).add_(torch.stack(bufs), alpha=mu).to(work)  # Nesterov
+        u = orthogonalize(d, group["ns_steps"]).to(params[0].dtype).unbind(0)
         if group["weight_decay"]:
             torch._foreach_mul_(params, 1.0 - lr * group["weight_decay"])
         scale = max(1.0, shape[0] / shape[1]) ** 0.5
@@ -97,10 +97,6 @@ class Chain:
     @property
     def param_groups(self) -> list[dict]:
         return [g for o in self.parts for g in o.param_groups]
-
-    @property
-    def state(self) -> dict:
-        return {p: s for o in self.parts for p, s in o.state.items()}
 
     def step(self, closure=None):
         loss = closure() if closure is not None else None
