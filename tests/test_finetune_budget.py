@@ -31,6 +31,23 @@ def test_budget_schedule_shapes():
     assert const.lr_in_budget(3, 0.99) == 2.0
 
 
+def test_decay_share_sets_the_wsd_decay_in_steps_and_in_a_budget():
+    from minigpt_cli.train.schedule import build_schedule
+
+    by_steps = build_schedule(TrainSettings(schedule="wsd", max_steps=100, decay_share=0.5))
+    assert by_steps.decay_steps == 50 and by_steps.lr(49) == by_steps.max_lr
+    assert by_steps.lr(74) == pytest.approx(by_steps.max_lr + 0.5 * (by_steps.min_lr -
+                                                                     by_steps.max_lr))
+    assert build_schedule(TrainSettings(schedule="wsd", max_steps=100)).decay_steps == 20
+    assert build_schedule(TrainSettings(schedule="wsd", max_steps=100, decay_steps=7,
+                                        decay_share=0.5)).decay_steps == 7  # steps win
+    budget = build_schedule(TrainSettings(schedule="wsd", max_time="5m", decay_share=0.5))
+    assert budget.lr_in_budget(99, 0.49) == budget.max_lr
+    assert budget.lr_in_budget(99, 0.75) == pytest.approx((budget.max_lr + budget.min_lr) / 2)
+    with pytest.raises(ValueError, match="decay_share"):
+        TrainSettings(decay_share=0)
+
+
 def test_max_time_parsing_and_step_cap():
     assert TrainSettings(max_time="5m").max_time == 300
     assert TrainSettings(max_time="1.5h").max_time == 5400

@@ -45,6 +45,8 @@ def pretrain(
                             OPT)] = None,
     decay_steps: Annotated[int | None, _o("cosine: step of the floor; wsd: decay length.",
                            OPT)] = None,
+    decay_share: Annotated[float | None, _o("wsd: share of the run the decay takes when "
+                           "--decay-steps is not given \\[default: 0.2].", OPT)] = None,
     weight_decay: Annotated[float | None, _o("AdamW weight decay \\[default: 0.1].", OPT)] = None,
     optimizer: Annotated[str | None, _o("adamw | muon (Muon for the hidden matrices, AdamW for "
                          "the rest) \\[default: adamw].", OPT)] = None,

@@ -182,7 +182,7 @@ class WorkerChain:
             if changed(current, out):
                 res.modified.setdefault(i, []).append(s)
                 current = out
-        if not current.text.strip():
+        if not current.text or current.text.isspace():  # (strip() would copy the text)
             res.drops[i] = (len(self.stages), EMPTY)
             return None
         return current

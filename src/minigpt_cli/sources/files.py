@@ -164,8 +164,10 @@ class TextSource(FileSource):
             with open_binary(path) as f:
                 raw = f.read()
             prov["bytes"] = len(raw)
+            if b"\r" in raw:  # CRLF -> LF on bytes: several times faster than on str, same text
+                raw = raw.replace(b"\r\n", b"\n")
             text = decode(raw, prov, o.encoding_errors, "utf-8-sig")  # drops a BOM, no copy
-            if text is not None and (text := text.replace("\r\n", "\n")).strip():
+            if text and not text.isspace():  # (strip() would copy the whole text)
                 yield Document(text=text, id=path, source=self.name, meta={"file": path})
             return
         lines: list[str] = []

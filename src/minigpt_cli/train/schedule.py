@@ -71,11 +71,12 @@ class Schedule:
 
 def build_schedule(settings) -> Schedule:
     """From TrainSettings: warmup defaults to 5% of the run, decay to the run's end (cosine)
-    or its last 20% (wsd)."""
+    or its last ``decay_share`` (wsd, 20% by default)."""
     steps = settings.max_steps
     warmup = settings.warmup_steps if settings.warmup_steps is not None else steps // 20
     if settings.schedule == "wsd":
-        decay = settings.decay_steps if settings.decay_steps is not None else max(1, steps // 5)
+        decay = settings.decay_steps if settings.decay_steps is not None else \
+            max(1, int(steps * settings.decay_share))
     else:
         decay = settings.decay_steps if settings.decay_steps is not None else steps
     budget = getattr(settings, "max_time", None) is not None and settings.step_cap() is None
@@ -87,4 +88,5 @@ def build_schedule(settings) -> Schedule:
         max_steps=steps,
         decay_steps=decay,
         warmup_share=0.05 if budget and settings.warmup_steps is None else None,
+        decay_share=settings.decay_share,
     )

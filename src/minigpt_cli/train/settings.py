@@ -58,6 +58,10 @@ class TrainSettings(DeviceSettings):
         None, ge=1, description="cosine: the step where the floor is reached (default "
         "--max-steps); wsd: length of the final decay (default 20% of --max-steps).",
     )
+    decay_share: float = Field(
+        0.2, gt=0, le=1, description="wsd: the share of the run its final decay takes, when "
+        "--decay-steps is not given (and always under a --max-time budget).",
+    )
     weight_decay: float = Field(0.1, ge=0, description="AdamW decay on >= 2-D weights only.")
     optimizer: Literal["adamw", "muon"] = Field(
         "adamw", description="adamw, or muon: Muon (orthogonalised momentum) for the 2-D weights "
