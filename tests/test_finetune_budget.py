@@ -66,7 +66,8 @@ def test_a_run_stops_at_its_time_budget(tmp_path):
     run = tmp_path / "run"
     r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
                                  "--max-time", "3s", "--eval-every", "0", "--sample-every", "0",
-                                 "--schedule", "wsd"], catch_exceptions=False)
+                                 "--schedule", "wsd", "--decay-share", "0.5"],
+                           catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "budget 3s" in r.output and "reached --max-time" in r.output
     steps = [m for m in read_metrics(run) if "loss" in m]

@@ -40,7 +40,8 @@ class TrainSettings(DeviceSettings):
         "before a step would end past it; compilation, evals and checkpoints count. Without "
         "--max-steps the LR schedule runs on the share of the budget used: warmup over its "
         "first 5% (or --warmup-steps), cosine to the floor at its end, wsd decaying over its "
-        "last 20%; with --max-steps the steps set the schedule and the time is a hard stop. "
+        "last --decay-share; with --max-steps the steps set the schedule and the time is a "
+        "hard stop. "
         "Seconds, or a number with s, m or h (90s, 5m, 1.5h).",
     )
     lr: float = Field(6e-4, gt=0, description="Peak learning rate.")
