@@ -20,6 +20,12 @@ class PluginOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def is_blank(text: str) -> bool:
+    """Empty or only whitespace: such a document is dropped. (``not text.strip()`` would copy a
+    whole file's text to find out.)"""
+    return not text or text.isspace()
+
+
 @dataclass
 class Document:
     text: str

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from minigpt_cli import plugins
-from minigpt_cli.documents import Document, Drop, PluginOptions
+from minigpt_cli.documents import Document, Drop, PluginOptions, is_blank
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding.config import StageSpec
 from minigpt_cli.shards import to_uint16
@@ -182,7 +182,7 @@ class WorkerChain:
             if changed(current, out):
                 res.modified.setdefault(i, []).append(s)
                 current = out
-        if not current.text or current.text.isspace():  # (strip() would copy the text)
+        if is_blank(current.text):
             res.drops[i] = (len(self.stages), EMPTY)
             return None
         return current

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt_cli.documents import Document, Drop
+from minigpt_cli.documents import Document, Drop, is_blank
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding.chain import (
     EMPTY,
@@ -87,7 +87,7 @@ class MainChain:
             if changed(doc, out):
                 row.modified += 1
                 doc = out
-        if not doc.text.strip():
+        if is_blank(doc.text):
             return self._tokenizer_row(EMPTY, None)
         if self.tokenizer is None:
             return self._tokenizer_row(None, "".join(sorted(set(doc.text))))

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar, Literal
 
 from pydantic import Field
 
-from minigpt_cli.documents import Document, PluginOptions
+from minigpt_cli.documents import Document, PluginOptions, is_blank
 from minigpt_cli.errors import MinigptError
 
 GLOB_CHARS = set("*?[")
@@ -167,7 +167,7 @@ class TextSource(FileSource):
             if b"\r" in raw:  # CRLF -> LF on bytes: several times faster than on str, same text
                 raw = raw.replace(b"\r\n", b"\n")
             text = decode(raw, prov, o.encoding_errors, "utf-8-sig")  # drops a BOM, no copy
-            if text and not text.isspace():  # (strip() would copy the whole text)
+            if text is not None and not is_blank(text):
                 yield Document(text=text, id=path, source=self.name, meta={"file": path})
             return
         lines: list[str] = []

@@ -57,7 +57,7 @@ class TrainSettings(DeviceSettings):
     )
     decay_steps: int | None = Field(
         None, ge=1, description="cosine: the step where the floor is reached (default "
-        "--max-steps); wsd: length of the final decay (default 20% of --max-steps).",
+        "--max-steps); wsd: length of the final decay (default --decay-share of --max-steps).",
     )
     decay_share: float = Field(
         0.2, gt=0, le=1, description="wsd: the share of the run its final decay takes, when "
