@@ -1,4 +1,5 @@
-"""kernels.py: the CPU form of causal attention is the same function as PyTorch's."""
+"""kernels.py: the CPU forms of causal attention and of the tanh GELU are the same functions as
+PyTorch's."""
 
 import pytest
 import torch
@@ -37,3 +38,26 @@ def test_model_same_loss_and_gradients_with_and_without_the_kernels(monkeypatch)
     (la, ga), (lb, gb) = results
     assert la == pytest.approx(lb, rel=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ga, gb))
+
+
+def test_tanh_gelu_matches_pytorch_forward_and_backward():
+    x = torch.linspace(-12, 12, 2001, dtype=torch.float64).requires_grad_()
+    ours = kernels._TanhGelu.apply(x)  # the float32 path's function, checked in float64
+    ref = F.gelu(x, approximate="tanh")
+    assert torch.allclose(ours, ref, atol=1e-12)
+    g = torch.randn_like(ref)
+    (ga,) = torch.autograd.grad(ours, x, g)
+    (gb,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(ga, gb, atol=1e-12)
+    assert torch.autograd.gradcheck(kernels._TanhGelu.apply, (x[::97].detach().requires_grad_(),))
+
+
+def test_tanh_gelu_float32_path_and_fallback(monkeypatch):
+    x = torch.randn(4, 8, 32)
+    ref = F.gelu(x, approximate="tanh")
+    assert kernels.tanh_gelu(x).grad_fn is None and torch.allclose(kernels.tanh_gelu(x), ref,
+                                                                   atol=1e-6)
+    y = kernels.tanh_gelu(x.clone().requires_grad_())
+    assert y.grad_fn.name() == "_TanhGeluBackward"  # the hand-written backward
+    monkeypatch.setattr(kernels, "enabled", False)
+    assert kernels.tanh_gelu(x.clone().requires_grad_()).grad_fn.name() == "GeluBackward0"

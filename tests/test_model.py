@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.model import GPT, PRESETS, GPTConfig, preset_config
@@ -60,7 +61,12 @@ def test_init_follows_gpt2_paper():
 
 def test_gelu_is_tanh_approximation_and_attention_is_causal():
     model = GPT(preset_config("nano", vocab_size=50))
-    assert model.transformer.h[0].mlp.gelu.approximate == "tanh"
+    x = torch.linspace(-6, 6, 101)
+    mlp = model.transformer.h[0].mlp
+    with torch.no_grad():
+        assert torch.allclose(mlp(x.repeat(32, 1).T),  # GPT-2's tanh GELU between c_fc and c_proj
+                              mlp.c_proj(F.gelu(mlp.c_fc(x.repeat(32, 1).T), approximate="tanh")),
+                              atol=1e-6)
     model.eval()
     x = torch.randint(0, 50, (1, 10))
     y = x.clone()

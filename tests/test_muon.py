@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from minigpt_cli.cli import app
 from minigpt_cli.model import GPT, preset_config
+from minigpt_cli.train import muon
 from minigpt_cli.train.muon import Chain, Muon, orthogonalize
 from minigpt_cli.train.optim import build_optimizer
 from minigpt_cli.train.settings import TrainSettings
@@ -35,6 +36,19 @@ def test_orthogonalize_flattens_the_singular_values(shape):
     cos = torch.nn.functional.cosine_similarity(orthogonalize(g, 5).flatten(),
                                                 (u @ vh).flatten(), dim=0)
     assert cos > 0.95, cos  # close to U V^T = u0 v0^T
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 64), (3, 96, 24), (2, 20, 40)])
+def test_gram_form_is_the_same_iteration(shape, monkeypatch):
+    torch.manual_seed(3)
+    g = torch.randn(shape) * torch.logspace(-3, 0, shape[-1])  # ill-conditioned
+    gram, gram64 = orthogonalize(g, 5), orthogonalize(g.double(), 5)  # wide: the Gram form
+    monkeypatch.setattr(muon, "GRAM_FORM_RATIO", 10**9)  # the plain iteration
+    plain64 = orthogonalize(g.double(), 5)
+    torch.testing.assert_close(gram64, plain64, atol=1e-10, rtol=0)  # the same function
+    # float32: G = X X^T squares the condition number, so the smallest directions lose
+    # digits (2e-4 here at worst); far inside the bfloat16 iteration GPUs run (~1e-2)
+    torch.testing.assert_close(gram.double(), plain64, atol=5e-4, rtol=0)
 
 
 def test_batched_equals_one_matrix_at_a_time():

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from minigpt_cli.kernels import causal_attention
+from minigpt_cli.kernels import causal_attention, tanh_gelu
 
 
 @dataclass(frozen=True)
@@ -147,13 +147,12 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh")  # GPT-2 used the tanh approximation of GELU
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.c_proj.RESIDUAL_SCALE_INIT = True
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        y = self.c_proj(self.gelu(self.c_fc(x)))
+        y = self.c_proj(tanh_gelu(self.c_fc(x)))  # GPT-2's tanh GELU (kernels.py)
         return self.dropout(y) if self.training else y
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic iteration, Jordan et al.
+# Matrices at least this many times wider than tall iterate in the Gram form (cheaper there).
+GRAM_FORM_RATIO = 2
 
 
 def orthogonalize(g: torch.Tensor, steps: int) -> torch.Tensor:
@@ -29,12 +31,34 @@ def orthogonalize(g: torch.Tensor, steps: int) -> torch.Tensor:
     wide = x.size(-2) <= x.size(-1)
     if not wide:
         x = x.mT  # iterate on the smaller Gram matrix
-    for _ in range(steps):
-        gram = x @ x.mT
-        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G^2
-        x = torch.baddbmm(x, poly, x, beta=a)  # a X + (b G + c G^2) X
+    if steps > 1 and x.size(-1) >= GRAM_FORM_RATIO * x.size(-2):
+        x = _newton_schulz_gram(x, steps)
+    else:
+        for _ in range(steps):
+            gram = x @ x.mT
+            poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G^2
+            x = torch.baddbmm(x, poly, x, beta=a)  # a X + (b G + c G^2) X
     x = x if wide else x.mT
     return x[0] if single else x
+
+
+def _newton_schulz_gram(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """The same iteration for (n, r, c) matrices with c >= 2 r, run on r x r matrices only.
+
+    Every iterate is X_k = Q_k X_0 with Q_k a polynomial in G = X_0 X_0^T, so
+    X_k X_k^T = Q_k G Q_k and Q_{k+1} = p(Q_k G Q_k) Q_k: the long side is touched twice
+    (G, then Q_K X_0) instead of twice per iteration. For the 128 x 512 matrices of a
+    128-wide model that is 25 r^3 multiply-adds for five iterations instead of 45."""
+    a, b, c = NS_COEFFICIENTS
+    gram = x @ x.mT  # G, (n, r, r)
+    eye = torch.eye(gram.size(-1), dtype=x.dtype, device=x.device)
+    cur, q = gram, None  # cur = X_k X_k^T; q = Q_k (None for the identity)
+    for k in range(steps):
+        poly = torch.baddbmm(cur, cur, cur, beta=b, alpha=c).add_(eye, alpha=a)  # p(cur)
+        q = poly if q is None else poly @ q
+        if k < steps - 1:
+            cur = q @ gram @ q  # Q G Q: q is a polynomial in G, so symmetric and commuting
+    return q @ x
 
 
 class Muon(torch.optim.Optimizer):
