@@ -88,3 +88,24 @@ def test_with_max_steps_too_the_steps_set_the_schedule(tmp_path):
     want = Schedule("cosine", 3e-3, 3e-4, 2, 5, 5)
     lrs = [m["lr"] for m in read_metrics(run) if "loss" in m]
     assert lrs == pytest.approx([want.lr(i) for i in range(5)])
+
+
+def test_proj_init_zero_starts_every_block_as_the_identity(tmp_path):
+    from minigpt_cli.loading import load_model
+
+    torch.set_num_threads(1)
+    data = char_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
+                                 "--max-steps", "1", "--eval-every", "0", "--sample-every", "0",
+                                 "--optimizer", "muon", "--muon-lr", "1e-9", "--lr", "1e-9",
+                                 "--proj-init", "zero"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    model, _, _ = load_model(sorted(run.glob("step_*"))[-1])
+    for block in model.transformer.h:  # one step at LR 1e-9: still (almost) zero
+        assert block.attn.c_proj.weight.abs().max() < 1e-6
+        assert block.mlp.c_proj.weight.abs().max() < 1e-6
+        assert block.attn.c_attn.weight.abs().max() > 1e-3  # the rest keeps GPT-2's init
+    bad = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
+                                   "--proj-init", "ones"])
+    assert bad.exit_code != 0 and "--proj-init" in bad.output

@@ -210,6 +210,15 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    @torch.no_grad()
+    def zero_residual_projections(self) -> None:
+        """Zero every block's output projections (attn.c_proj, mlp.c_proj weights): each block
+        then starts as the identity on the residual stream (an initialisation only; the
+        architecture and the Hugging Face layout are unchanged)."""
+        for block in self.transformer.h:
+            block.attn.c_proj.weight.zero_()
+            block.mlp.c_proj.weight.zero_()
+
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (tied weights once). ``non_embedding`` drops position embeddings."""
         n = sum(p.numel() for p in self.parameters())

@@ -65,6 +65,8 @@ def pretrain(
     n_head: Annotated[int | None, _o("Override the preset's heads.", MODEL)] = None,
     n_embd: Annotated[int | None, _o("Override the preset's width.", MODEL)] = None,
     block_size: Annotated[int | None, _o("Override the preset's context.", MODEL)] = None,
+    proj_init: Annotated[str | None, _o("Residual projections' initial weights: gpt2 | zero "
+                         "\\[default: gpt2].", MODEL)] = None,
     device: DeviceOpt = None,
     dtype: Annotated[str | None, _o("auto | float32 | bfloat16 | float16 \\[default: auto].",
                      RUN)] = None,

@@ -110,6 +110,8 @@ def prepare(s: PretrainSettings, d: D.Dist, listener: E.Listener) -> Prepared:
     enable_tf32(device)
     torch.manual_seed(s.seed)  # the same initial weights on every rank
     model = GPT(config)
+    if s.proj_init == "zero" and resume is None:
+        model.zero_residual_projections()
     micro = s.micro_batch
     notes = []
     if micro == "auto":

@@ -183,6 +183,11 @@ class PretrainSettings(TrainSettings):
     n_embd: int | None = Field(None, ge=1, description="Override the preset's width.")
     block_size: int | None = Field(None, ge=2, description="Override the preset's context "
                                    "(learned positions).")
+    proj_init: Literal["gpt2", "zero"] = Field(
+        "gpt2", description="Initial residual projections (attn.c_proj, mlp.c_proj): gpt2, "
+        "N(0, 0.02/sqrt(2 n_layer)) as in the paper; zero: all zeros, so every block starts as "
+        "the identity (the architecture is unchanged; helps small models with Muon).",
+    )
     out: Path = Field(Path("runs/pretrain"), description="Run folder: checkpoints, "
                       "metrics.jsonl, settings.json, run.json.")
     resume: str | None = Field(
