@@ -1,5 +1,7 @@
-"""kernels.py vs PyTorch's own CPU kernel: causal attention, forward + backward, at the shapes
-CPU training uses, then whole training steps of small GPTs with the kernel on and off. Every
+"""kernels.py vs PyTorch's own CPU kernels: causal attention and the tanh GELU, forward +
+backward, at the shapes CPU training uses; Muon's Newton-Schulz in Gram form vs the plain
+iteration (train/muon.py); then whole training steps of small GPTs with all of it on and off
+(the Nietzsche recipe's step with Muon: kernels and Gram form vs neither). Every
 pair is measured alternately in the same run (rounds of on/off), and the figure is the median
 of the per-round ratios: the machine may be shared.
 
@@ -19,6 +21,7 @@ from torch.nn import functional as F
 
 from minigpt_cli import kernels
 from minigpt_cli.model import GPT, preset_config
+from minigpt_cli.train import muon
 
 
 def timed(fn, reps: int) -> float:
@@ -71,6 +74,34 @@ def attention_rows(rounds: int) -> list[tuple]:
     return rows
 
 
+def gelu_rows(rounds: int) -> list[tuple]:
+    rows = []
+    for shape in ((8, 128, 512), (12, 64, 512), (4, 1024, 3072)):
+        x = torch.randn(*shape, requires_grad=True)
+        reps = max(3, int(2e7 // x.numel()))
+        rows.append((f"tanh GELU {'x'.join(map(str, shape))}",
+                     *paired(fwd_bwd(kernels._TanhGelu.apply, x),
+                             fwd_bwd(lambda t: F.gelu(t, approximate="tanh"), x), rounds, reps)))
+    return rows
+
+
+def newton_schulz_rows(rounds: int) -> list[tuple]:
+    rows = []
+    for shape in ((4, 512, 128), (4, 128, 512), (4, 384, 128), (1, 768, 3072)):
+        g = torch.randn(*shape)
+
+        def ns(gram: bool):
+            def run():
+                muon.GRAM_FORM_RATIO = 2 if gram else 10**9
+                muon.orthogonalize(g, 5)
+            return run
+        reps = max(2, int(4e8 // (g.numel() * min(shape[1:]))))
+        rows.append((f"Muon Newton-Schulz x5, Gram form, {'x'.join(map(str, shape))}",
+                     *paired(ns(True), ns(False), rounds, reps)))
+    muon.GRAM_FORM_RATIO = 2
+    return rows
+
+
 def step_rows(rounds: int) -> list[tuple]:
     rows = []
     for name, B, T in (("baby GPT train step, 12 x 64", 12, 64),
@@ -94,7 +125,36 @@ def step_rows(rounds: int) -> list[tuple]:
         rows.append((f"{name} ({B * T / on * 1e3:,.0f} vs {B * T / off * 1e3:,.0f} tok/s)",
                      on, off, ratio))
     kernels.enabled = True
+    rows.append(muon_step_row(rounds))
     return rows
+
+
+def muon_step_row(rounds: int) -> tuple:
+    """The Nietzsche recipe's step (8 x 128, Muon at 0.02 + AdamW) as the trainer builds it."""
+    from minigpt_cli.train.optim import build_optimizer
+    from minigpt_cli.train.settings import TrainSettings
+
+    torch.manual_seed(0)
+    model = GPT(preset_config("baby", vocab_size=100, block_size=128))
+    opt = build_optimizer(model, TrainSettings(optimizer="muon", lr=3e-3, muon_lr=0.02,
+                                               beta2=0.99), torch.device("cpu"))
+    x = torch.randint(0, 100, (8, 128))
+    y = torch.randint(0, 100, (8, 128))
+
+    def step(on: bool):
+        def run():
+            kernels.enabled = on
+            muon.GRAM_FORM_RATIO = 2 if on else 10**9
+            _, loss = model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return run
+    on, off, ratio = paired(step(True), step(False), rounds, 15)
+    kernels.enabled, muon.GRAM_FORM_RATIO = True, 2
+    return (f"Nietzsche recipe step with Muon ({8 * 128 / on * 1e3:,.0f} vs "
+            f"{8 * 128 / off * 1e3:,.0f} tok/s)", on, off, ratio)
 
 
 def main() -> None:
@@ -106,13 +166,14 @@ def main() -> None:
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, {threads} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'forward + backward':64} {'ours ms':>8} {'torch ms':>8} {'speed-up':>8}")
-    for rows in (attention_rows, step_rows):
+    print(f"{'forward + backward (Newton-Schulz: the update)':64} {'ours ms':>8} "
+          f"{'torch ms':>8} {'speed-up':>8}")
+    for rows in (attention_rows, gelu_rows, newton_schulz_rows, step_rows):
         for name, on, off, ratio in rows(args.rounds):
             print(f"{name:64} {on:>8.3f} {off:>8.3f} {ratio:>7.2f}x", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}; SHORT_CONTEXT = "
           f"{kernels.SHORT_CONTEXT}; speed-up = median over {args.rounds} rounds of "
-          "torch time / ours")
+          "torch (or plain Newton-Schulz) time / ours")
 
 
 if __name__ == "__main__":

@@ -59,5 +59,8 @@ def test_tanh_gelu_float32_path_and_fallback(monkeypatch):
                                                                    atol=1e-6)
     y = kernels.tanh_gelu(x.clone().requires_grad_())
     assert y.grad_fn.name() == "_TanhGeluBackward"  # the hand-written backward
+    monkeypatch.setattr(kernels, "GELU_MAX_NUMEL", x.numel() - 1)  # too big: PyTorch's
+    assert kernels.tanh_gelu(x.clone().requires_grad_()).grad_fn.name() == "GeluBackward0"
+    monkeypatch.setattr(kernels, "GELU_MAX_NUMEL", x.numel())
     monkeypatch.setattr(kernels, "enabled", False)
     assert kernels.tanh_gelu(x.clone().requires_grad_()).grad_fn.name() == "GeluBackward0"
