@@ -23,6 +23,8 @@ from minigpt_cli import kernels
 from minigpt_cli.model import GPT, preset_config
 from minigpt_cli.train import muon
 
+GRAM_FORM_RATIO = muon.GRAM_FORM_RATIO  # the library's setting, restored after each pair
+
 
 def timed(fn, reps: int) -> float:
     fn()  # warm
@@ -90,71 +92,59 @@ def newton_schulz_rows(rounds: int) -> list[tuple]:
     for shape in ((4, 512, 128), (4, 128, 512), (4, 384, 128), (1, 768, 3072)):
         g = torch.randn(*shape)
 
-        def ns(gram: bool):
+        def ns(gram: bool, g=g):
             def run():
-                muon.GRAM_FORM_RATIO = 2 if gram else 10**9
+                muon.GRAM_FORM_RATIO = GRAM_FORM_RATIO if gram else 10**9
                 muon.orthogonalize(g, 5)
             return run
         reps = max(2, int(4e8 // (g.numel() * min(shape[1:]))))
         rows.append((f"Muon Newton-Schulz x5, Gram form, {'x'.join(map(str, shape))}",
                      *paired(ns(True), ns(False), rounds, reps)))
-    muon.GRAM_FORM_RATIO = 2
+    muon.GRAM_FORM_RATIO = GRAM_FORM_RATIO
     return rows
 
 
-def step_rows(rounds: int) -> list[tuple]:
-    rows = []
-    for name, B, T in (("baby GPT train step, 12 x 64", 12, 64),
-                       ("Nietzsche recipe step, 8 x 128", 8, 128)):
-        torch.manual_seed(0)
-        model = GPT(preset_config("baby", vocab_size=65, block_size=T))
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-        x = torch.randint(0, 65, (B, T))
-        y = torch.randint(0, 65, (B, T))
+def fast(on: bool) -> None:
+    """Everything this benchmark compares on (kernels.py, Gram-form Newton-Schulz) or off."""
+    kernels.enabled = on
+    muon.GRAM_FORM_RATIO = GRAM_FORM_RATIO if on else 10**9
 
-        def step(on: bool):
+
+def step_rows(rounds: int) -> list[tuple]:
+    from minigpt_cli.train.optim import build_optimizer
+    from minigpt_cli.train.settings import TrainSettings
+
+    def adamw(model):
+        return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+    def recipe_muon(model):  # the Nietzsche recipe's optimizers, as the trainer builds them
+        return build_optimizer(model, TrainSettings(optimizer="muon", lr=3e-3, muon_lr=0.02,
+                                                    beta2=0.99), torch.device("cpu"))
+    rows = []
+    for name, B, T, V, make_opt, reps in (
+            ("baby GPT train step, 12 x 64", 12, 64, 65, adamw, 20),
+            ("Nietzsche recipe step, 8 x 128", 8, 128, 65, adamw, 20),
+            ("Nietzsche recipe step with Muon, 8 x 128", 8, 128, 100, recipe_muon, 15)):
+        torch.manual_seed(0)
+        model = GPT(preset_config("baby", vocab_size=V, block_size=T))
+        opt = make_opt(model)
+        x = torch.randint(0, V, (B, T))
+        y = torch.randint(0, V, (B, T))
+
+        def step(on: bool, model=model, opt=opt, x=x, y=y):
             def run():
-                kernels.enabled = on
+                fast(on)
                 _, loss = model(x, y)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             return run
-        on, off, ratio = paired(step(True), step(False), rounds, 20)
+        on, off, ratio = paired(step(True), step(False), rounds, reps)
         rows.append((f"{name} ({B * T / on * 1e3:,.0f} vs {B * T / off * 1e3:,.0f} tok/s)",
                      on, off, ratio))
-    kernels.enabled = True
-    rows.append(muon_step_row(rounds))
+    fast(True)
     return rows
-
-
-def muon_step_row(rounds: int) -> tuple:
-    """The Nietzsche recipe's step (8 x 128, Muon at 0.02 + AdamW) as the trainer builds it."""
-    from minigpt_cli.train.optim import build_optimizer
-    from minigpt_cli.train.settings import TrainSettings
-
-    torch.manual_seed(0)
-    model = GPT(preset_config("baby", vocab_size=100, block_size=128))
-    opt = build_optimizer(model, TrainSettings(optimizer="muon", lr=3e-3, muon_lr=0.02,
-                                               beta2=0.99), torch.device("cpu"))
-    x = torch.randint(0, 100, (8, 128))
-    y = torch.randint(0, 100, (8, 128))
-
-    def step(on: bool):
-        def run():
-            kernels.enabled = on
-            muon.GRAM_FORM_RATIO = 2 if on else 10**9
-            _, loss = model(x, y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return run
-    on, off, ratio = paired(step(True), step(False), rounds, 15)
-    kernels.enabled, muon.GRAM_FORM_RATIO = True, 2
-    return (f"Nietzsche recipe step with Muon ({8 * 128 / on * 1e3:,.0f} vs "
-            f"{8 * 128 / off * 1e3:,.0f} tok/s)", on, off, ratio)
 
 
 def main() -> None:

@@ -60,14 +60,18 @@ def test_max_time_parsing_and_step_cap():
     assert math.isclose(TrainSettings(max_time="0.5m").max_time, 30.0)
 
 
+def pretrain(data, run, *flags: str, catch_exceptions: bool = False):
+    """`minigpt pretrain` on the tiny char shards, no evals or samples, with these flags."""
+    return CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
+                                    "--eval-every", "0", "--sample-every", "0", *flags],
+                              catch_exceptions=catch_exceptions)
+
+
 def test_a_run_stops_at_its_time_budget(tmp_path):
     torch.set_num_threads(1)
     data = char_shards(tmp_path / "shards")
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
-                                 "--max-time", "3s", "--eval-every", "0", "--sample-every", "0",
-                                 "--schedule", "wsd", "--decay-share", "0.5"],
-                           catch_exceptions=False)
+    r = pretrain(data, run, "--max-time", "3s", "--schedule", "wsd", "--decay-share", "0.5")
     assert r.exit_code == 0, r.output
     assert "budget 3s" in r.output and "reached --max-time" in r.output
     steps = [m for m in read_metrics(run) if "loss" in m]
@@ -80,9 +84,7 @@ def test_with_max_steps_too_the_steps_set_the_schedule(tmp_path):
     torch.set_num_threads(1)
     data = char_shards(tmp_path / "shards")
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
-                                 "--max-time", "1h", "--max-steps", "5", "--eval-every", "0",
-                                 "--sample-every", "0"], catch_exceptions=False)
+    r = pretrain(data, run, "--max-time", "1h", "--max-steps", "5")
     assert r.exit_code == 0, r.output
     assert "reached --max-steps" in r.output and "step 5/5 |" in r.output
     want = Schedule("cosine", 3e-3, 3e-4, 2, 5, 5)
@@ -96,16 +98,13 @@ def test_proj_init_zero_starts_every_block_as_the_identity(tmp_path):
     torch.set_num_threads(1)
     data = char_shards(tmp_path / "shards")
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
-                                 "--max-steps", "1", "--eval-every", "0", "--sample-every", "0",
-                                 "--optimizer", "muon", "--muon-lr", "1e-9", "--lr", "1e-9",
-                                 "--proj-init", "zero"], catch_exceptions=False)
+    r = pretrain(data, run, "--max-steps", "1", "--optimizer", "muon", "--muon-lr", "1e-9",
+                 "--lr", "1e-9", "--proj-init", "zero")
     assert r.exit_code == 0, r.output
     model, _, _ = load_model(max(run.glob("step_*")))
     for block in model.transformer.h:  # one step at LR 1e-9: still (almost) zero
         assert block.attn.c_proj.weight.abs().max() < 1e-6
         assert block.mlp.c_proj.weight.abs().max() < 1e-6
         assert block.attn.c_attn.weight.abs().max() > 1e-3  # the rest keeps GPT-2's init
-    bad = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
-                                   "--proj-init", "ones"])
+    bad = pretrain(data, run, "--proj-init", "ones", catch_exceptions=True)
     assert bad.exit_code != 0 and "--proj-init" in bad.output

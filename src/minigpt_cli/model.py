@@ -212,12 +212,12 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def zero_residual_projections(self) -> None:
-        """Zero every block's output projections (attn.c_proj, mlp.c_proj weights): each block
-        then starts as the identity on the residual stream (an initialisation only; the
-        architecture and the Hugging Face layout are unchanged)."""
-        for block in self.transformer.h:
-            block.attn.c_proj.weight.zero_()
-            block.mlp.c_proj.weight.zero_()
+        """Zero the residual projections (the layers GPT-2's init scales down: attn.c_proj,
+        mlp.c_proj weights): each block then starts as the identity on the residual stream (an
+        initialisation only; the architecture and the Hugging Face layout are unchanged)."""
+        for module in self.modules():
+            if getattr(module, "RESIDUAL_SCALE_INIT", False):
+                module.weight.zero_()
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (tied weights once). ``non_embedding`` drops position embeddings."""
