@@ -198,28 +198,32 @@ def test_verify_reports_every_kind_of_damage(nietzsche, tmp_path):
     assert r.exit_code == 2 and "has no manifest.json" in r.flat
 
 
-def test_tokenize_only_runs_on_threads_and_writes_the_same_shards(nietzsche, tmp_path):
-    """No Python filter: the workers are threads (tiktoken encodes without the GIL); the shards
-    are the same bytes as in-process ones. A stateless filter brings the processes back."""
+def test_worker_kinds_write_the_same_shards(nietzsche, tmp_path):
+    """Tokenizing only: one worker is a thread (tiktoken encodes without the GIL), two are
+    processes (two encoders in one process scale worse); the shards are the same bytes as
+    in-process ones whatever the kind. A stateless filter always brings the processes."""
     src = nietzsche / "we_philologists.txt"
     outs = {}
-    for workers in (0, 2):
+    kinds = {0: "in this process", 1: "on 1 worker thread", 2: "on 2 worker processes"}
+    for workers, kind in kinds.items():
         out = tmp_path / f"w{workers}"
         r = cli("shard", "text", src, "--out", out, "--shard-size", 4_000, "--no-stages",
                 "-o", "split=paragraph", "--workers", workers)
         assert r.exit_code == 0, r.output
         outs[workers] = shard_bytes(out)
-        assert ("on 2 worker threads" in r.output) == (workers == 2)
-    assert len(outs[0]) > 2 and outs[0] == outs[2]
+        assert kind in r.flat
+        assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert len(outs[0]) > 2 and outs[0] == outs[1] == outs[2]
     r = cli("shard", "text", src, "--out", tmp_path / "gopher", "--shard-size", 20_000,
-            "--stage", "c4", "--workers", 2)
+            "--stage", "c4", "--workers", 1)
     assert r.exit_code == 0, r.output
-    assert "on 2 worker processes" in r.output
+    assert "on 1 worker process" in r.flat
 
 
 def test_char_tokenizer_holds_the_gil_so_it_keeps_processes():
     from minigpt_cli.sharding.workers import uses_threads
     from minigpt_cli.tokenizer import CharTokenizer
 
-    assert uses_threads([], GPT2Tokenizer())
-    assert not uses_threads([], CharTokenizer(list("ab")))
+    assert uses_threads(1, [], GPT2Tokenizer())
+    assert not uses_threads(2, [], GPT2Tokenizer())
+    assert not uses_threads(1, [], CharTokenizer(list("ab")))

@@ -68,6 +68,46 @@ def test_resume_after_an_interruption_is_byte_identical(shared_data, tmp_path):
         run(settings(half).model_copy(update={"shard_size": 9_000}))
 
 
+def test_streamed_shards_are_identical_and_an_interruption_leaves_no_partial_file(
+        shared_data, tmp_path, monkeypatch):
+    """A shard reaches its temporary file in pieces while it fills (writer.STREAM_TOKENS at a
+    time; its header last). An interruption removes the piece written so far, the resumed run
+    ends byte-identical to one that wrote each shard whole, and --verify agrees."""
+    from minigpt_cli import atomic
+    from minigpt_cli.sharding import writer
+
+    src = shared_data / "fineweb" / "fineweb_subset_300.jsonl"
+
+    def settings(out: Path) -> ShardSettings:
+        return ShardSettings(source="jsonl", inputs=[str(src)], out=out, shard_size=15_000,
+                             workers=0, stages=[])
+
+    run(settings(tmp_path / "whole"))  # the default: these small shards go out in one piece
+    appends = []
+    real_append = atomic.StreamedFile.append
+    out = tmp_path / "streamed"
+    temporary_at_stop = []
+
+    def append(self, data):  # an interruption in the middle of the third shard's pieces
+        real_append(self, data)
+        appends.append(self.target.name)
+        if appends.count("train_000002.bin") == 3 and not temporary_at_stop:
+            temporary_at_stop.extend(p.name for p in out.iterdir() if p.name.endswith(".tmp"))
+            raise Stop(self.target.name)
+
+    monkeypatch.setattr(writer, "STREAM_TOKENS", 1_000)
+    monkeypatch.setattr(atomic.StreamedFile, "append", append)
+    with pytest.raises(Stop):
+        run(settings(out))
+    assert [n.split(".bin.")[0] for n in temporary_at_stop] == [".train_000002"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # removed on the way out
+    run(settings(out))
+    assert shard_bytes(out) == shard_bytes(tmp_path / "whole")
+    assert len(appends) > 3 * len(shard_bytes(out))  # header + several pieces per shard
+    r = cli("shard", "--verify", out)
+    assert r.exit_code == 0, r.output
+
+
 def _descendants(pid: int) -> list[int]:
     """Children, grandchildren... of pid (workers may hang off a forkserver)."""
     parents = {}

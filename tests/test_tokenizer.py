@@ -38,6 +38,16 @@ def test_gpt2_matches_an_independent_implementation_on_real_text(shared_data):
     assert ours.encode_batch(texts[:5]) == [ours.encode(t) for t in texts[:5]]
 
 
+def test_gpt2_tokenizer_pickles_as_its_class():
+    """What a worker process receives: the class alone (the tables are rebuilt, or inherited
+    from the forkserver, on first use), never 50k merges."""
+    import pickle
+
+    raw = pickle.dumps(GPT2Tokenizer())
+    assert len(raw) < 200
+    assert pickle.loads(raw).encode("Hello world") == [15496, 995]
+
+
 def test_gpt2_identity_is_stable():
     a, b = GPT2Tokenizer().identity(), tokenizer_from_dict({"name": "gpt2"}).identity()
     assert a == b and a.name == "gpt2" and len(a.hash) == 64

@@ -24,14 +24,64 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
         with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, target)
-        fsync_path(target.parent)
+            _commit(f.fileno(), tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _commit(fd: int, tmp: Path, target: Path) -> None:
+    """fsync the temporary file, give it the usual mode, rename it over ``target``, fsync the
+    folder (which makes the rename durable)."""
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600
+    os.fsync(fd)
+    os.replace(tmp, target)
+    fsync_path(target.parent)
+
+
+class StreamedFile:
+    """A file written piece by piece under ``atomic_path``'s temporary name, so that its bytes
+    reach the disk while the rest is still being produced: ``append`` writes at the end and asks
+    the kernel to start writing those pages back now (Linux), ``write_at`` patches earlier bytes
+    (a header whose count is known last), ``commit`` fsyncs -- by then little is left to flush
+    -- and renames it into place; ``discard`` removes it. Nothing appears under the final name
+    before ``commit``."""
+
+    def __init__(self, target: Path | str) -> None:
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp",
+                                   dir=self.target.parent)
+        self.tmp = Path(tmp)
+        self._f = os.fdopen(fd, "wb")
+        self.size = 0
+
+    def append(self, data) -> None:
+        """Write ``data`` (bytes or a buffer) at the end."""
+        n = self._f.write(data)
+        self._f.flush()
+        if hasattr(os, "posix_fadvise"):  # starts writeback of dirty pages without waiting
+            os.posix_fadvise(self._f.fileno(), self.size, n, os.POSIX_FADV_DONTNEED)
+        self.size += n
+
+    def write_at(self, offset: int, data) -> None:
+        self._f.seek(offset)
+        self._f.write(data)
+        self._f.seek(0, os.SEEK_END)
+
+    def commit(self) -> None:
+        try:
+            self._f.flush()
+            _commit(self._f.fileno(), self.tmp, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        self._f.close()
+
+    def discard(self) -> None:
+        self._f.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def current_umask() -> int:

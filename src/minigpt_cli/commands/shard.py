@@ -44,8 +44,8 @@ def shard(
     shard_size: Annotated[int | None, typer.Option(help="Tokens per shard [default: "
                           "100000000].", rich_help_panel=OUT)] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Tokenizer workers: "
-                       "threads when no Python filter runs (GPT-2 BPE encodes without the GIL), "
-                       "processes otherwise; 0 = in this process [default: all cores].",
+                       "processes (one only tokenizing with GPT-2 BPE is a thread); 0 = in this "
+                       "process [default: all cores].",
                        rich_help_panel=RUN)] = None,
     part: Annotated[str | None, typer.Option(help="i/N: this job's share of the inputs, for N "
                     "independent jobs; join them with --merge.", rich_help_panel=RUN)] = None,
@@ -78,6 +78,9 @@ def shard(
         return
     settings = _settings(source, inputs, out, option, stage, stage_option, no_stages, tokenizer,
                          char_vocab, shard_size, workers, part, config)
+    from minigpt_cli.sharding.forkserver import start_early
+
+    start_early(settings.workers, settings.tokenizer == "gpt2")  # before the pipeline's imports
     from minigpt_cli.sharding.run import run
 
     with view.ShardProgress() as progress:

@@ -83,8 +83,8 @@ class ShardSettings(Settings):
     shard_size: int = Field(DEFAULT_SHARD_SIZE, ge=1, le=MAX_SHARD_SIZE,
                             description="Tokens per shard (the last one may be shorter).")
     workers: int = Field(default_factory=default_workers, ge=0, le=1024,
-                         description="Tokenizer workers (threads when no Python filter "
-                         "runs, else processes); 0 tokenizes in the main process.")
+                         description="Tokenizer worker processes (one that only "
+                         "tokenizes GPT-2 BPE is a thread); 0 tokenizes in the main process.")
     part: str | None = Field(None, description="i/N: this job's share of the inputs.")
 
     @field_validator("part")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from minigpt_cli.errors import MinigptError
-from minigpt_cli.sharding import charvocab, checkpoint, manifest, outdir
+from minigpt_cli.sharding import charvocab, checkpoint, forkserver, manifest, outdir
 from minigpt_cli.sharding.chain import build_source, build_stage, is_stateless, resolved_options
 from minigpt_cli.sharding.config import ShardSettings, StageSpec
 from minigpt_cli.sharding.events import (
@@ -51,6 +51,7 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
         checkpoint.remove(out)  # left behind if the run stopped right after the manifest
         on_event(Finished(done, out, already_complete=True))
         return done
+    forkserver.start_early(settings.workers, settings.tokenizer == "gpt2")
     state = checkpoint.load(out)
     if state is not None and not state.shards and state.fingerprint != fp:
         checkpoint.remove(out)  # nothing was written yet: other settings simply start over
@@ -91,18 +92,22 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
     main = MainChain(specs, stages, funnel, tokenizer)
     cursor = Cursor.from_dict(state.cursor)
     ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
-    with ChainPool(settings.workers, specs, tokenizer) as pool:
-        on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
-                         settings.workers, out, len(reader.inputs), len(written), funnel.read,
-                         worker_kind=pool.kind))
-        for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
-            for info in writer.add(tokens, split, context):
-                written.append(info)
-                on_event(ShardDone(info.name, info.tokens, info.documents))
-                state = _save(out, state, written, cur, funnel, reader, writer, main)
-    if (last := writer.finish()) is not None:
-        written.append(last)
-        on_event(ShardDone(last.name, last.tokens, last.documents))
+    try:
+        with ChainPool(settings.workers, specs, tokenizer) as pool:
+            on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
+                             settings.workers, out, len(reader.inputs), len(written), funnel.read,
+                             worker_kind=pool.kind))
+            for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
+                for info in writer.add(tokens, split, context):
+                    written.append(info)
+                    on_event(ShardDone(info.name, info.tokens, info.documents))
+                    state = _save(out, state, written, cur, funnel, reader, writer, main)
+        if (last := writer.finish()) is not None:
+            written.append(last)
+            on_event(ShardDone(last.name, last.tokens, last.documents))
+    except BaseException:
+        writer.discard()
+        raise
     ticker.tick(None, force=True)
     if funnel.kept == 0:
         checkpoint.remove(out)

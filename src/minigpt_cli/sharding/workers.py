@@ -4,25 +4,23 @@ Results come back in submission order and at most ``in_flight`` batches are out 
 memory stays bounded however large the input (``Pool.imap`` would read its whole input ahead).
 Workers are forked from a ``forkserver`` that has imported this module once (``spawn`` where
 there is no forkserver): no fork of a main process that may hold threads and locks, and no
-per-worker import and tokenizer construction (the tokenizer arrives pickled, ~30 ms instead of
-~0.5 s to rebuild GPT-2's BPE). Workers take the main process's ``sys.path`` (so plugins
-installed on it are found), ignore Ctrl-C (the main process stops them), and leave by themselves
-when the main process dies, even by ``kill -9``. A worker that dies (out of memory, a crashing plugin) fails the run
-with a clear error instead of hanging it (concurrent.futures detects a broken pool).
+per-worker import (forkserver.py starts and prepares that server). Workers take the main
+process's ``sys.path`` (so plugins installed on it are found), ignore Ctrl-C (the main process
+stops them), and leave by themselves when the main process dies, even by ``kill -9``. A worker
+that dies (out of memory, a crashing plugin) fails the run with a clear error instead of hanging
+it (concurrent.futures detects a broken pool).
 
-When the chain has no stateless stage to run (``--no-stages``, or only dedup/head, which run in
-the main process anyway) and the tokenizer releases the GIL while encoding (GPT-2 BPE: tiktoken's
-Rust core does), the workers are threads of the main process instead: no documents pickled out,
-no token arrays pickled back, no start-up. On the 2-core benchmark machine that took the
-tokenize-only pipeline from 1.22x to 1.32x the single-thread tiktoken rate (benchmarks/
-bench_shard.py). Python stages hold the GIL, so a chain with stateless filters keeps the
-processes.
+One worker that only tokenizes, with a tokenizer that releases the GIL (GPT-2: tiktoken's Rust
+core does), is a thread of the main process instead: nothing pickled, no start-up. Two or more
+are processes even then: on the 2-core benchmark machine, two tiktoken encoders on threads of
+one process ran at 1.60x one thread's rate and two processes at 1.98x (4 alternating rounds
+over the Nietzsche texts), while the documents' trip to a worker and back costs a few percent.
+Python stages hold the GIL, so a chain with stateless filters always uses processes.
 """
 
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
 import signal
 import sys
@@ -39,6 +37,7 @@ from minigpt_cli.documents import Document
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding.chain import BatchResult, WorkerChain, is_stateless
 from minigpt_cli.sharding.config import StageSpec
+from minigpt_cli.sharding.forkserver import context
 
 T = TypeVar("T")
 
@@ -83,23 +82,15 @@ def _init(specs: list[StageSpec], tokenizer, sys_path: list[str], main: int) -> 
         _init_error = e
 
 
-def _context():
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 def _run(docs: list[Document]) -> BatchResult:
     if _chain is None:
         raise _init_error or RuntimeError("worker not initialised")
     return _chain.run(docs)
 
 
-def uses_threads(specs: list[StageSpec], tokenizer) -> bool:
-    """Threads suffice when the workers would only tokenize, with a GIL-free tokenizer."""
-    if not getattr(tokenizer, "releases_gil", False):
+def uses_threads(workers: int, specs: list[StageSpec], tokenizer) -> bool:
+    """A thread suffices for one worker that would only tokenize, with a GIL-free tokenizer."""
+    if workers != 1 or not getattr(tokenizer, "releases_gil", False):
         return False
     return not any(is_stateless(plugins.load("stage", s.name)) for s in specs)
 
@@ -113,7 +104,7 @@ class ChainPool:
         self.workers = workers
         self._pool = None
         self.kind = "inline" if workers == 0 else \
-            "threads" if uses_threads(specs, tokenizer) else "processes"
+            "threads" if uses_threads(workers, specs, tokenizer) else "processes"
         if self.kind == "inline":
             self._inline = WorkerChain(specs, tokenizer)
         elif self.kind == "threads":
@@ -121,7 +112,8 @@ class ChainPool:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="minigpt-tokenize")
             self._run = chain.run
         else:
-            self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init,
+            gpt2 = getattr(tokenizer, "name", None) == "gpt2"
+            self._pool = ProcessPoolExecutor(workers, mp_context=context(gpt2), initializer=_init,
                                              initargs=(specs, tokenizer, list(sys.path),
                                                        os.getpid()))
             self._run = _run

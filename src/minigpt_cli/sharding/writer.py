@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,33 @@ def global_index(local: int, part: Part) -> int:
     return local * part.count + (part.index - 1)
 
 
+STREAM_TOKENS = 1 << 22  # a shard's tokens go to its temporary file 4M (8 MB) at a time
+
+
+def _le(tokens: np.ndarray) -> memoryview:
+    """The bytes of uint16 tokens as stored: little-endian (no copy on a little-endian CPU)."""
+    return memoryview(tokens.astype("<u2", copy=False)).cast("B")
+
+
+def _digest_during(work: Callable[[], None], head: bytes, tokens: np.ndarray) -> str:
+    """sha256 of ``head`` + ``tokens``, hashed on a helper thread while ``work`` (an fsync) runs:
+    both release the GIL, so the hash costs no time at the end of a run."""
+    out: list[str] = []
+
+    def digest() -> None:
+        h = hashlib.sha256(head)
+        h.update(_le(tokens))
+        out.append(h.hexdigest())
+
+    t = threading.Thread(target=digest, name="minigpt-sha256")
+    t.start()
+    try:
+        work()
+    finally:
+        t.join()
+    return out[0]
+
+
 def write(path: Path, tokens: np.ndarray) -> str:
     """Write a shard atomically (llm.c header + uint16 tokens); return the file's sha256."""
     toks = shards.to_uint16(tokens).astype("<u2", copy=False)
@@ -87,6 +116,10 @@ class ShardWriter:
         self.next_local = next_local
         self._buf = np.empty(shard_size, dtype=np.uint16)  # (shard_size,)
         self._fill = 0
+        # The shard being filled is written to its temporary file as it fills (``_stream``):
+        # its bytes reach the disk while tokenizing goes on, instead of all at the end.
+        self._file: atomic.StreamedFile | None = None
+        self._streamed = 0  # tokens of _buf already in _file
         self._docs = carry_docs
         self._val_marked = False  # shard 0 is being filled with documents marked "val"
         self.pack, self.pad_id = pack, pad_id
@@ -166,7 +199,31 @@ class ShardWriter:
             pos += take
             if self._fill == len(self._buf):
                 done.append(self._flush())
+        if self._fill - self._streamed >= STREAM_TOKENS:
+            self._stream()
         return done
+
+    def _name(self) -> tuple[str, str, int]:
+        """(file name, split, global index) of the shard being filled."""
+        index = global_index(self.next_local, self.part)
+        split = "val" if index == 0 else "train"
+        return shards.shard_name(split, index), split, index
+
+    def _stream(self) -> None:
+        """Append the buffer's new tokens to the shard's temporary file, which starts with a
+        blank header (the token count is written last)."""
+        if self._file is None:
+            self._file = atomic.StreamedFile(self.out / self._name()[0])
+            self._file.append(bytes(shards.HEADER_BYTES))
+        self._file.append(_le(self._buf[self._streamed:self._fill]))
+        self._streamed = self._fill
+
+    def discard(self) -> None:
+        """Remove the unfinished shard's temporary file (a run stopping on an error; a killed
+        run's is removed when it resumes, see outdir.remove_leftovers)."""
+        if self._file is not None:
+            self._file.discard()
+            self._file, self._streamed = None, 0
 
     def _check_val(self, n: int) -> None:
         if global_index(self.next_local, self.part) != 0 or (self._fill and not self._val_marked):
@@ -190,10 +247,13 @@ class ShardWriter:
             self._fill += 1
             self.carry_padding += 1
             self.stop_next = False
-        index = global_index(self.next_local, self.part)
-        split = "val" if index == 0 else "train"
-        name = shards.shard_name(split, index)
-        digest = write(self.out / name, self._buf[:self._fill])
+        name, split, index = self._name()
+        self._stream()
+        head = shards.header(self._fill).tobytes()
+        assert self._file is not None
+        self._file.write_at(0, head)
+        digest = _digest_during(self._file.commit, head, self._buf[:self._fill])
+        self._file, self._streamed = None, 0
         mask_digest = None
         if self._mask is not None:
             mask_digest = write(self.out / mask_name(name), self._mask[:self._fill])
