@@ -4,6 +4,7 @@ tokenizer, the output folder's life cycle."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -198,11 +199,25 @@ def test_verify_reports_every_kind_of_damage(nietzsche, tmp_path):
     assert r.exit_code == 2 and "has no manifest.json" in r.flat
 
 
-def test_worker_kinds_write_the_same_shards(nietzsche, tmp_path):
+def test_worker_kinds_write_the_same_shards(nietzsche, tmp_path, monkeypatch):
     """Tokenizing only: one worker is a thread (tiktoken encodes without the GIL), two are
     processes (two encoders in one process scale worse); the shards are the same bytes as
-    in-process ones whatever the kind. A stateless filter always brings the processes."""
+    in-process ones whatever the kind -- also when the main process runs the first batches
+    itself while the processes start, and the workers the rest. A stateless filter always
+    brings the processes."""
+    from minigpt_cli.sharding import run, workers
+
     src = nietzsche / "we_philologists.txt"
+    monkeypatch.setattr(run, "BATCH_DOCS", 4)  # ~160 batches
+    here = []
+    real_here = workers.ChainPool._here
+
+    def slow_here(self, docs):  # a slow main process: the workers surely come up meanwhile
+        here.append(self.kind)
+        time.sleep(0.05 if self.kind == "processes" else 0)
+        return real_here(self, docs)
+
+    monkeypatch.setattr(workers.ChainPool, "_here", slow_here)
     outs = {}
     kinds = {0: "in this process", 1: "on 1 worker thread", 2: "on 2 worker processes"}
     for workers, kind in kinds.items():
@@ -214,6 +229,7 @@ def test_worker_kinds_write_the_same_shards(nietzsche, tmp_path):
         assert kind in r.flat
         assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert len(outs[0]) > 2 and outs[0] == outs[1] == outs[2]
+    assert 0 < here.count("processes") < 100  # the workers took over once up
     r = cli("shard", "text", src, "--out", tmp_path / "gopher", "--shard-size", 20_000,
             "--stage", "c4", "--workers", 1)
     assert r.exit_code == 0, r.output

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -82,6 +82,11 @@ def _init(specs: list[StageSpec], tokenizer, sys_path: list[str], main: int) -> 
         _init_error = e
 
 
+def _ready() -> bool:
+    """The pool's first job: done once a worker has started (and initialised)."""
+    return True
+
+
 def _run(docs: list[Document]) -> BatchResult:
     if _chain is None:
         raise _init_error or RuntimeError("worker not initialised")
@@ -103,32 +108,67 @@ class ChainPool:
         """``tokenizer``: the Tokenizer to encode with, or None to collect characters instead."""
         self.workers = workers
         self._pool = None
+        self._specs, self._tokenizer = specs, tokenizer
+        self._inline: WorkerChain | None = None
         self.kind = "inline" if workers == 0 else \
             "threads" if uses_threads(workers, specs, tokenizer) else "processes"
-        if self.kind == "inline":
-            self._inline = WorkerChain(specs, tokenizer)
-        elif self.kind == "threads":
+        self.helped = 0  # batches the main process ran while the worker processes started
+        if self.kind == "threads":
             chain = WorkerChain(specs, tokenizer)  # stateless across calls: one for all threads
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="minigpt-tokenize")
             self._run = chain.run
-        else:
+        elif self.kind == "processes":
             gpt2 = getattr(tokenizer, "name", None) == "gpt2"
             self._pool = ProcessPoolExecutor(workers, mp_context=context(gpt2), initializer=_init,
                                              initargs=(specs, tokenizer, list(sys.path),
                                                        os.getpid()))
             self._run = _run
+            # The first submit forks the workers and blocks until the server is ready: a
+            # helper thread makes it (a no-op job), and the main process works meanwhile.
+            self._warm: Future | None = None
+            self._starter = threading.Thread(target=self._start, name="minigpt-pool-start",
+                                             daemon=True)
+            self._starter.start()
+
+    def _start(self) -> None:
+        try:
+            self._warm = self._pool.submit(_ready)
+        except Exception:  # noqa: BLE001, S110 -- the next submit raises it for real
+            pass
+
+    def _up(self) -> bool:
+        """The workers are running (or failed to start: the next submit says why)."""
+        if self.kind != "processes":
+            return True
+        return not self._starter.is_alive() and (self._warm is None or self._warm.done())
+
+    def _here(self, docs: list[Document]) -> BatchResult:
+        """Run a batch in this process (the same chain a worker runs: same result)."""
+        if self._inline is None:
+            self._inline = WorkerChain(self._specs, self._tokenizer)
+        return self._inline.run(docs)
 
     def map(self, batches: Iterable[T], docs_of: Callable[[T], list[Document]]
             ) -> Iterator[tuple[T, BatchResult]]:
+        """Worker processes take ~0.5 s to come up (fork, imports, tables); until one of them
+        has, the main process runs the batches itself instead of waiting. Results stay in input
+        order; at most ``2 * workers + 2`` batches are in flight."""
         if self._pool is None:
             for b in batches:
-                yield b, self._inline.run(docs_of(b))
+                yield b, self._here(docs_of(b))
             return
         in_flight = 2 * self.workers + 2
-        pending: deque = deque()
+        pending: deque = deque()  # (batch, Future | BatchResult), in input order
+        up = False
         for b in batches:
-            pending.append((b, self._pool.submit(self._run, docs_of(b))))
-            if len(pending) >= in_flight:
+            up = up or self._up()
+            if up:
+                pending.append((b, self._pool.submit(self._run, docs_of(b))))
+            else:
+                pending.append((b, self._here(docs_of(b))))
+                self.helped += 1
+            while pending and (len(pending) >= in_flight or isinstance(pending[0][1],
+                                                                       BatchResult)):
                 head, job = pending.popleft()
                 yield head, _result(job)
         while pending:
@@ -136,6 +176,8 @@ class ChainPool:
             yield head, _result(job)
 
     def close(self) -> None:
+        if self.kind == "processes":
+            self._starter.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -147,7 +189,9 @@ class ChainPool:
         self.close()
 
 
-def _result(job) -> BatchResult:
+def _result(job: Future | BatchResult) -> BatchResult:
+    if isinstance(job, BatchResult):
+        return job
     try:
         return job.result()
     except BrokenProcessPool:
