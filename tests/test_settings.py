@@ -47,3 +47,25 @@ def test_bad_config_file(tmp_path):
     bad.write_text("temperature = = 1")
     with pytest.raises(SettingsError.__mro__[1], match="not valid TOML"):
         resolve(SampleSettings, "sample", {}, bad)
+
+
+def test_environment_layer_decodes_structured_values_and_names_bad_ones(tmp_path, monkeypatch):
+    """MINIGPT_<NAME> in any case; lists and dicts as JSON; a bad value names its variable.
+    A settings class built directly takes only what it is given."""
+    from minigpt_cli.sharding.config import ShardSettings
+
+    monkeypatch.setenv("MINIGPT_INPUTS", '["a.txt", "b.txt"]')
+    monkeypatch.setenv("minigpt_options", '{"split": "line"}')
+    monkeypatch.setenv("MINIGPT_SHARD_SIZE", "5000")
+    s = resolve(ShardSettings, "shard", {"source": "text", "out": tmp_path})
+    assert s.inputs == ["a.txt", "b.txt"] and s.options == {"split": "line"}
+    assert s.shard_size == 5000
+    assert ShardSettings(source="text", out=tmp_path).shard_size != 5000
+    monkeypatch.setenv("MINIGPT_STAGES", "not json")
+    monkeypatch.setenv("MINIGPT_WORKERS", "-1")
+    with pytest.raises(SettingsError) as e:
+        resolve(ShardSettings, "shard", {"source": "text", "out": tmp_path})
+    msg = str(e.value)
+    assert "2 invalid settings" in msg
+    assert "environment variable MINIGPT_STAGES" in msg
+    assert "environment variable MINIGPT_WORKERS" in msg
