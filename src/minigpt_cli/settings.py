@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from minigpt_cli.errors import MinigptError
