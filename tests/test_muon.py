@@ -99,6 +99,27 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
     assert not isinstance(build_optimizer(model, TrainSettings(), torch.device("cpu")), Chain)
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_dry_run_state_estimate_matches_the_real_optimizer(optimizer):
+    """--dry-run and --micro-batch auto count weights, gradients and optimizer state per
+    parameter as the optimizer really holds them after a step: Muon keeps one buffer where
+    AdamW keeps two, and a frozen parameter only its weight."""
+    from minigpt_cli.train.plan import state_bytes
+
+    model = GPT(preset_config("nano", vocab_size=40))
+    model.transformer.h[0].requires_grad_(False)  # a frozen block, as finetune --freeze-blocks
+    opt = build_optimizer(model, TrainSettings(optimizer=optimizer), torch.device("cpu"))
+    idx = torch.randint(0, 40, (2, 16))
+    _, loss = model(idx, idx)
+    loss.backward()
+    opt.step()
+    held = sum(p.numel() * 4 for p in model.parameters())
+    held += sum(p.grad.numel() * 4 for p in model.parameters() if p.grad is not None)
+    held += sum(t.numel() * t.element_size() for st in opt.state_dict()["state"].values()
+                for t in st.values() if torch.is_tensor(t) and t.dim() > 0)
+    assert state_bytes(model, optimizer) == held
+
+
 def _losses(run):
     return {m["step"]: m["loss"] for m in read_metrics(run) if "loss" in m}
 

@@ -22,7 +22,7 @@ from minigpt_cli.train.batching import accumulation
 from minigpt_cli.train.data import ShardFolder, check_fits, open_shard_folder
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import RunSpec, Trainer
-from minigpt_cli.train.plan import auto_micro_batch
+from minigpt_cli.train.plan import auto_micro_batch, state_bytes
 from minigpt_cli.train.pretrain import compute_dtype, enable_tf32, find_resume, save_settings
 
 
@@ -126,8 +126,8 @@ def prepare(s: FinetuneSettings, d: D.Dist, listener: E.Listener) -> Trainer:
     enable_tf32(device)
     micro = s.micro_batch
     if micro == "auto":
-        micro = auto_micro_batch(model.config, model.num_params(), s.tokens_per_step, seq_len,
-                                 d.world, device, dtype, s.activation_checkpointing)
+        micro = auto_micro_batch(model.config, state_bytes(model, s.optimizer), s.tokens_per_step,
+                                 seq_len, d.world, device, dtype, s.activation_checkpointing)
         notes.append(f"--micro-batch auto chose {micro}")
     tokens = s.tokens_per_step or micro * seq_len * d.world
     accum = accumulation(tokens, micro, seq_len, d.world)

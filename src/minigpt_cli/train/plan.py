@@ -1,7 +1,9 @@
 """``--dry-run``: the plan of a run without training it, and ``--micro-batch auto``.
 
-Memory is estimated as 16 bytes per parameter (float32 weights, gradients and the two AdamW
-moments) plus activations: about 17 values per token per layer and width unit saved for the
+Memory is estimated as the training state -- float32 weights (4 bytes a parameter), and for a
+trained parameter its gradient (4) and optimizer state (AdamW's two moments, 8; Muon's one
+momentum buffer, 4); a frozen parameter (finetune's --freeze-blocks, LoRA's base weights) only
+its 4 -- plus activations: about 17 values per token per layer and width unit saved for the
 backward pass (Korthikanti et al. 2022, "Reducing Activation Recomputation", with fused
 attention so no T x T scores), or one per layer plus one layer's worth with activation
 checkpointing, plus the logits (kept, cast to float32, and their gradient).
@@ -18,18 +20,30 @@ from minigpt_cli.model import GPT, GPTConfig
 from minigpt_cli.runtime import autocast
 from minigpt_cli.train.batching import micro_batch_candidates
 from minigpt_cli.train.flops import device_peak, flops_per_token
+from minigpt_cli.train.optim import muon_params
 
 
-def estimate_memory(config: GPTConfig, params: int, micro_batch: int, seq_len: int,
+def state_bytes(model: torch.nn.Module, optimizer: str) -> int:
+    """Bytes of weights, gradients and optimizer state (see the module's docstring)."""
+    muon = muon_params(model) if optimizer == "muon" else set()
+    total = 0
+    for p in model.parameters():
+        per = 4 if not p.requires_grad else 12 if id(p) in muon else 16
+        total += per * p.numel()
+    return total
+
+
+def estimate_memory(config: GPTConfig, state: int, micro_batch: int, seq_len: int,
                     dtype: torch.dtype, checkpointing: bool) -> int:
-    """Bytes at the peak of one training step on one process (an estimate)."""
+    """Bytes at the peak of one training step on one process (an estimate); ``state``: from
+    ``state_bytes``."""
     act_bytes = 2 if dtype in (torch.bfloat16, torch.float16) else 4
     btc = micro_batch * seq_len * config.n_embd
     per_layer = 17 * btc * act_bytes
     layers = config.n_layer * btc * act_bytes + per_layer if checkpointing else \
         config.n_layer * per_layer
     logits = micro_batch * seq_len * config.padded_vocab_size * (act_bytes + 4 + 4)
-    return 16 * params + layers + logits
+    return state + layers + logits
 
 
 def available_memory(device: torch.device) -> int:
@@ -46,7 +60,7 @@ def available_memory(device: torch.device) -> int:
     return 8 << 30
 
 
-def auto_micro_batch(config: GPTConfig, params: int, tokens_per_step: int | None, seq_len: int,
+def auto_micro_batch(config: GPTConfig, state: int, tokens_per_step: int | None, seq_len: int,
                      world: int, device: torch.device, dtype: torch.dtype,
                      checkpointing: bool) -> int:
     """The largest micro-batch that fits (keeping tokens per step exact): on CUDA by trying a
@@ -57,7 +71,7 @@ def auto_micro_batch(config: GPTConfig, params: int, tokens_per_step: int | None
     if device.type != "cuda":
         budget = available_memory(device) // 2
         for b in cands:
-            if estimate_memory(config, params, b, seq_len, dtype, checkpointing) <= budget:
+            if estimate_memory(config, state, b, seq_len, dtype, checkpointing) <= budget:
                 return b
         return cands[-1]
     for b in cands:
@@ -161,7 +175,8 @@ def make_plan(trainer, settings, start_step: int) -> Plan:
     return Plan(
         params=params, tokens_per_step=tps, micro_batch=spec.micro_batch, seq_len=spec.seq_len,
         accum=spec.accum, world=spec.dist.world, flops_per_step=fpt * tps,
-        memory_bytes=estimate_memory(raw.config, params, spec.micro_batch, spec.seq_len,
+        memory_bytes=estimate_memory(raw.config, state_bytes(raw, settings.optimizer),
+                                     spec.micro_batch, spec.seq_len,
                                      spec.dtype, settings.activation_checkpointing),
         memory_available=available_memory(trainer.device), step_seconds=step_s, tok_per_s=tok_s,
         mfu=mfu, start_step=start_step, max_steps=settings.max_steps, eta_seconds=eta,

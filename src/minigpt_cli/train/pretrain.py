@@ -20,7 +20,7 @@ from minigpt_cli.train.batching import accumulation
 from minigpt_cli.train.data import check_fits, open_shard_folder
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import RunSpec, Trainer
-from minigpt_cli.train.plan import Plan, auto_micro_batch, make_plan
+from minigpt_cli.train.plan import Plan, auto_micro_batch, make_plan, state_bytes
 from minigpt_cli.train.settings import PretrainSettings, TrainSettings
 from minigpt_cli.train.state import check_resumable, list_checkpoints, read_state
 
@@ -115,8 +115,8 @@ def prepare(s: PretrainSettings, d: D.Dist, listener: E.Listener) -> Prepared:
     micro = s.micro_batch
     notes = []
     if micro == "auto":
-        micro = auto_micro_batch(config, model.num_params(), s.tokens_per_step, seq_len, d.world,
-                                 device, dtype, s.activation_checkpointing)
+        micro = auto_micro_batch(config, state_bytes(model, s.optimizer), s.tokens_per_step,
+                                 seq_len, d.world, device, dtype, s.activation_checkpointing)
         notes.append(f"--micro-batch auto chose {micro}")
     tokens = s.tokens_per_step or micro * seq_len * d.world
     accum = accumulation(tokens, micro, seq_len, d.world)
