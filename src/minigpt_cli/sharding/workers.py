@@ -123,9 +123,13 @@ class ChainPool:
                                              initargs=(specs, tokenizer, list(sys.path),
                                                        os.getpid()))
             self._run = _run
-            # The first submit forks the workers and blocks until the server is ready: a
-            # helper thread makes it (a no-op job), and the main process works meanwhile.
-            self._warm: Future | None = None
+        self._warm: Future | None = None
+        self._starter: threading.Thread | None = None
+
+    def _begin(self) -> None:
+        """Start the worker processes. The first submit forks them and blocks until the
+        server is ready: a helper thread makes it (a no-op job), the main process works on."""
+        if self.kind == "processes" and self._starter is None:
             self._starter = threading.Thread(target=self._start, name="minigpt-pool-start",
                                              daemon=True)
             self._starter.start()
@@ -140,6 +144,8 @@ class ChainPool:
         """The workers are running (or failed to start: the next submit says why)."""
         if self.kind != "processes":
             return True
+        if self._starter is None:
+            return False
         return not self._starter.is_alive() and (self._warm is None or self._warm.done())
 
     def _here(self, docs: list[Document]) -> BatchResult:
@@ -151,8 +157,10 @@ class ChainPool:
     def map(self, batches: Iterable[T], docs_of: Callable[[T], list[Document]]
             ) -> Iterator[tuple[T, BatchResult]]:
         """Worker processes take ~0.5 s to come up (fork, imports, tables); until one of them
-        has, the main process runs the batches itself instead of waiting. Results stay in input
-        order; at most ``2 * workers + 2`` batches are in flight."""
+        has, the main process runs the batches itself instead of waiting. They are started at
+        the second batch: an input of one batch is done before they would be up, and never
+        waits for them. Results stay in input order; at most ``2 * workers + 2`` batches are
+        in flight."""
         if self._pool is None:
             for b in batches:
                 yield b, self._here(docs_of(b))
@@ -160,7 +168,9 @@ class ChainPool:
         in_flight = 2 * self.workers + 2
         pending: deque = deque()  # (batch, Future | BatchResult), in input order
         up = False
-        for b in batches:
+        for i, b in enumerate(batches):
+            if i == 1:
+                self._begin()
             up = up or self._up()
             if up:
                 pending.append((b, self._pool.submit(self._run, docs_of(b))))
@@ -176,7 +186,7 @@ class ChainPool:
             yield head, _result(job)
 
     def close(self) -> None:
-        if self.kind == "processes":
+        if self._starter is not None:
             self._starter.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
