@@ -31,4 +31,7 @@ def start_early(workers: int, gpt2: bool) -> None:
     if workers >= 2 and context(gpt2).get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        try:
+            forkserver.ensure_running()
+        except Exception:  # noqa: BLE001, S110 -- only a head start: the pool starts it itself
+            pass          # and reports a real failure then
