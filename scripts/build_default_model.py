@@ -10,7 +10,8 @@ It is the product's own path, nothing special: the `nietzsche` source (from the 
 stripped, the last 10% of the characters held out) sharded with the char tokenizer, then
 `minigpt pretrain`'s trainer with the recipe of examples/nietzsche-char.toml under a wall-clock
 budget of --minutes (with --steps, the steps set the LR schedule, which makes the model
-independent of the machine's speed, and --minutes is only a hard stop). The final weights are written, with their held-out loss, to
+independent of the machine's speed, and --minutes is only a hard stop). The final weights are
+written, with their held-out loss, to
 src/minigpt_cli/assets/nietzsche-char-tiny.safetensors.
 """
 
@@ -65,8 +66,8 @@ def main() -> None:
                  "seconds": round(done.elapsed, 1),
                  "val_nats_per_char": nats, "val_scope": SCOPE}
         save_checkpoint(args.out, model, tok, step=done.step, extra=extra)
-    print(f"wrote {args.out}: {done.step} steps in {done.elapsed / 60:.1f} minutes, {nats:.4f} nats/char "
-          f"on {SCOPE}")
+    print(f"wrote {args.out}: {done.step} steps in {done.elapsed / 60:.1f} minutes, "
+          f"{nats:.4f} nats/char on {SCOPE}")
 
 
 SCOPE = ("the whole held-out text (val_000000.bin), windows of the model's context, every "

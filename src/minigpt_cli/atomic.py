@@ -18,10 +18,8 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success fsync it and rename it over
     ``target``; on failure remove it. The caller writes the temporary file however it likes."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_path = _temporary(target)
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -29,6 +27,14 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _temporary(target: Path) -> tuple[int, Path]:
+    """An open, empty temporary file beside ``target``: ``.<name>.<random>.tmp`` (the names
+    sharding/outdir.py recognises as leftovers of a killed write)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    return fd, Path(tmp)
 
 
 def _commit(fd: int, tmp: Path, target: Path) -> None:
@@ -50,10 +56,7 @@ class StreamedFile:
 
     def __init__(self, target: Path | str) -> None:
         self.target = Path(target)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp",
-                                   dir=self.target.parent)
-        self.tmp = Path(tmp)
+        fd, self.tmp = _temporary(self.target)
         self._f = os.fdopen(fd, "wb")
         self.size = 0
 

@@ -134,7 +134,7 @@ class GPT2Tokenizer:
     # The BPE tables (~0.2 s to build) are built on first use, once per process, and an
     # instance pickles as just its class: the shard pipeline's main process, which only hands
     # text to its workers, never builds them, and a worker forked from a server that built them
-    # (sharding/workers.py) finds them ready.
+    # (sharding/forkserver.py) finds them ready.
     @property
     def _enc(self):
         return _gpt2_encoding()

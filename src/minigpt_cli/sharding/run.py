@@ -51,7 +51,7 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
         checkpoint.remove(out)  # left behind if the run stopped right after the manifest
         on_event(Finished(done, out, already_complete=True))
         return done
-    forkserver.start_early(settings.workers, settings.tokenizer == "gpt2")
+    forkserver.start_early(settings.workers, settings.tokenizer == "gpt2")  # no-op if the CLI did
     state = checkpoint.load(out)
     if state is not None and not state.shards and state.fingerprint != fp:
         checkpoint.remove(out)  # nothing was written yet: other settings simply start over

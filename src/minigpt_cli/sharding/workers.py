@@ -138,7 +138,7 @@ class ChainPool:
     def _begin(self) -> None:
         """Start the worker processes. The first submit forks them and blocks until the
         server is ready: a helper thread makes it (a no-op job), the main process works on."""
-        if self.kind == "processes" and self._starter is None:
+        if self._starter is None:
             self._starter = threading.Thread(target=self._start, name="minigpt-pool-start",
                                              daemon=True)
             self._starter.start()
