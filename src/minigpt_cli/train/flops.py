@@ -34,8 +34,9 @@ def measure_peak(device_type: str, dtype_name: str, size: int = 0, seconds: floa
     if size == 0:
         size = 8192 if device_type == "cuda" else 1024
     device = torch.device(device_type)
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    gen = torch.Generator(device=device).manual_seed(0)  # own stream: a resumed run's RNG
+    a = torch.randn(size, size, device=device, generator=gen).to(dtype)  # stays as restored
+    b = torch.randn(size, size, device=device, generator=gen).to(dtype)
     sync = torch.cuda.synchronize if device_type == "cuda" else (lambda: None)
     a @ b  # warm-up
     sync()
