@@ -85,8 +85,10 @@ class Stage(Protocol):
     name: ClassVar[str]
     Options: ClassVar[type[PluginOptions]]
     # False for stages with state across documents (dedup, head): they run in one process, in
-    # input order, and are pickled into the resume state after every shard; stateless stages may
-    # run inside tokenizer worker processes.
+    # input order, and their state is saved with the resume state after every shard (their
+    # optional state_dict() / load_state_dict(), else their attributes; numpy arrays and JSON
+    # values only, see sharding/checkpoint.py); stateless stages may run inside tokenizer
+    # worker processes.
     stateless: ClassVar[bool]
 
     def __init__(self, options: PluginOptions) -> None: ...

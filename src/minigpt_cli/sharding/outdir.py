@@ -9,11 +9,11 @@ from typing import Any
 from minigpt_cli import shards
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import checkpoint, manifest
-from minigpt_cli.sharding.writer import ShardInfo, shard_files
+from minigpt_cli.sharding.writer import ShardInfo, file_sha256, mask_name, shard_files
 
 # atomic.atomic_path's temporary names: ".<target name>.<random>.tmp"
 _TEMP = re.compile(r"^\.(?:(?:val|train)_\d{6}(?:\.mask)?\.bin|manifest\.json|state\.json|"
-                   r"checkpoint_\d{6}\.pkl)\..+\.tmp$")
+                   r"checkpoint_\d{6}\.safetensors)\..+\.tmp$")
 
 
 def finished(out: Path, fingerprint: str) -> dict[str, Any] | None:
@@ -62,7 +62,8 @@ def remove_leftovers(out: Path) -> int:
 
 
 def check_written(out: Path, done: list[ShardInfo]) -> None:
-    """The shards an interrupted run finished must still be there, whole."""
+    """The shards an interrupted run finished must still be there, byte for byte (size, then
+    sha256: the manifest will vouch for them)."""
     for s in done:
         try:
             n = shards.read_header(out / s.name)
@@ -74,3 +75,16 @@ def check_written(out: Path, done: list[ShardInfo]) -> None:
                 f"is now {n if isinstance(n, str) else f'{n} tokens'}. Delete {out} and start "
                 "over."
             )
+        for name, digest in ((s.name, s.sha256), (mask_name(s.name), s.mask_sha256)):
+            if digest and not _same_bytes(out / name, digest):
+                raise MinigptError(
+                    f"{out / name} was finished by the interrupted run but is missing or its "
+                    "bytes changed since (its sha256 differs from the one recorded then). "
+                    f"Delete {out} and start over.")
+
+
+def _same_bytes(path: Path, sha256: str) -> bool:
+    try:
+        return file_sha256(path) == sha256
+    except OSError:
+        return False

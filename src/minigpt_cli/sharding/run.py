@@ -80,9 +80,8 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
         [(s.name, is_stateless(st), resolved_options(st)) for s, st in zip(specs, stages)])
     written = [ShardInfo.from_dict(d) for d in state.shards]
     outdir.check_written(out, written)
-    blob = checkpoint.load_blob(out, state) if state.blob else None
-    for i, stage in (blob.stages.items() if blob else ()):
-        stages[i] = stage  # the stateful stages as they were after the last shard
+    stateful = {i: st for i, st in enumerate(stages) if not is_stateless(st)}
+    blob = checkpoint.load_blob(out, state, stateful) if state.blob else None  # stages restored
     writer = ShardWriter(out, settings.shard_size, part, len(written),
                          blob.carry if blob else None, blob.carry_docs if blob else 0,
                          pack=pack, pad_id=tokenizer.eot_id,

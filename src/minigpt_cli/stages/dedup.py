@@ -55,7 +55,19 @@ def normalize(text: str) -> str:
     return normalized_bytes(text).decode("utf-8")
 
 
-class ExactDedup:
+class _SeenKeys:
+    """The resume state of a dedup stage: its key set (saved as one uint64 array)."""
+
+    seen: U64Set
+
+    def state_dict(self) -> dict:
+        return self.seen.state_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        self.seen.load_state_dict(d)
+
+
+class ExactDedup(_SeenKeys):
     """Drop a document whose normalized text was seen before (64-bit BLAKE2b of it)."""
 
     name: ClassVar[str] = "exact_dedup"
@@ -76,7 +88,7 @@ class ExactDedup:
         return doc
 
 
-class MinHashDedup:
+class MinHashDedup(_SeenKeys):
     """Drop a document that shares a MinHash LSH band with any earlier document.
 
     Like FineWeb, a band collision is the verdict (no exact Jaccard check, which would need

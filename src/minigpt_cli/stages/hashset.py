@@ -38,6 +38,21 @@ class U64Set:
     def nbytes(self) -> int:
         return self._table.nbytes
 
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        return {"table": self._table, "size": self._size}
+
+    def load_state_dict(self, d: dict) -> None:
+        """The table as saved (its length a power of two >= 16, its size the keys in it)."""
+        table = np.asarray(d["table"])
+        n = len(table)
+        if table.dtype != np.uint64 or table.ndim != 1 or n < 16 or n & (n - 1):
+            raise ValueError(f"not a key table: {table.dtype} {table.shape}")
+        size = int(d["size"])
+        if size != int(np.count_nonzero(table)) or 2 * size > n:
+            raise ValueError(f"the key table holds {np.count_nonzero(table)} keys, not {size}")
+        self._table, self._bits, self._size = table.copy(), n.bit_length() - 1, size
+        self._cells = memoryview(self._table)
+
     def add(self, keys: np.ndarray) -> np.ndarray:
         """Insert ``keys`` (K,); return (K,) bool: True where the key was already in the set.
 
