@@ -23,7 +23,13 @@ from minigpt_cli.train.data import ShardFolder, check_fits, open_shard_folder
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import RunSpec, Trainer
 from minigpt_cli.train.plan import auto_micro_batch, state_bytes
-from minigpt_cli.train.pretrain import compute_dtype, enable_tf32, find_resume, save_settings
+from minigpt_cli.train.pretrain import (
+    compute_dtype,
+    enable_tf32,
+    find_resume,
+    run_lock,
+    save_settings,
+)
 
 
 def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
@@ -144,8 +150,9 @@ def run_finetune(s: FinetuneSettings, listener: E.Listener = E.ignore) -> E.RunF
     """Fine-tune; every input is checked before anything is written."""
     d = D.setup(s.device)
     try:
-        trainer = prepare(s, d, listener)
-        save_settings(s, s.out, d)
-        return trainer.run()
+        with run_lock(s.out, d):
+            trainer = prepare(s, d, listener)
+            save_settings(s, s.out, d)
+            return trainer.run()
     finally:
         D.teardown(d)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from minigpt_cli import lock
 from minigpt_cli.atomic import current_umask, fsync_path
 from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.errors import IncompatibleError, MinigptError
@@ -118,7 +119,13 @@ def check_output_folder(out: Path, force: bool = False) -> None:
 
 
 def write_folder(out: Path, fill: Callable[[Path], None], force: bool = False) -> Path:
-    """Build a folder beside ``out`` with ``fill``, fsync it, and rename it to ``out``."""
+    """Build a folder beside ``out`` with ``fill``, fsync it, and rename it to ``out`` (under
+    the output's writer lock, lock.py)."""
+    with lock.hold_beside(out):
+        return _write_folder(out, fill, force)
+
+
+def _write_folder(out: Path, fill: Callable[[Path], None], force: bool) -> Path:
     check_output_folder(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from minigpt_cli import atomic, lock
 from minigpt_cli.checkpoint import build_model, save_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.hf.tokenizer_files import read_hf_tokenizer
@@ -224,12 +225,14 @@ def import_hf(source: Path | str, out: Path | str, force: bool = False,
                            "output, or pass --force to replace it.")
     hf = read_hf(source)
     extra = {"imported_from": str(hf.folder.resolve()), "hf_config": hf.hf_config}
-    path = save_checkpoint(target, hf.model, hf.tokenizer, step=0, extra=extra)
-    if settings is not None:
-        name = "settings.json" if target.name == "model.safetensors" else \
-            f"{target.stem}.settings.json"
-        from minigpt_cli import atomic
-
-        atomic.write_json(target.with_name(name), settings)
+    with lock.hold_beside(target):
+        if target.exists() and not force:  # again, now that no one else writes it
+            raise MinigptError(f"{target} already exists; nothing was written. Pick another "
+                               "output, or pass --force to replace it.")
+        path = save_checkpoint(target, hf.model, hf.tokenizer, step=0, extra=extra)
+        if settings is not None:
+            name = "settings.json" if target.name == "model.safetensors" else \
+                f"{target.stem}.settings.json"
+            atomic.write_json(target.with_name(name), settings)
     return path, hf
 

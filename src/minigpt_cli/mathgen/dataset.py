@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt_cli import __version__, atomic
+from minigpt_cli import __version__, atomic, lock
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.mathgen.formats import max_line_chars
 from minigpt_cli.mathgen.plan import Plan, check_block_size, make_plan
@@ -61,7 +61,14 @@ Event = Planned | Progress | Written
 
 
 def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = None) -> dict:
-    """Generate, check and write the data set; returns the meta.json contents."""
+    """Generate, check and write the data set; returns the meta.json contents. --out is
+    locked while it is written (lock.py)."""
+    check_block_size(s.op_specs(), s.format, s.block_size)
+    with lock.hold(s.out):
+        return _make_math(s, on_event)
+
+
+def _make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None) -> dict:
     emit = on_event or (lambda e: None)
     t0 = time.perf_counter()
     specs = s.op_specs()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from minigpt_cli import atomic, shards
+from minigpt_cli import atomic, lock, shards
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import manifest, outdir
 from minigpt_cli.sharding.funnel import Funnel
@@ -35,6 +35,12 @@ def merge(parts: list[Path], out: Path,
     resolved_out = out.resolve()
     if any(p.resolve() == resolved_out for p in parts):
         raise MinigptError("--out must be a new folder, not one of the parts being merged.")
+    with lock.hold(out):
+        return _merge(parts, out, on_part)
+
+
+def _merge(parts: list[Path], out: Path,
+           on_part: Callable[[VerifyReport], None] | None) -> dict[str, Any]:
     if (out / manifest.NAME).exists():
         raise MinigptError(f"{out} already holds a {manifest.NAME}; merge into a new folder.")
     outdir.check_fresh(out)

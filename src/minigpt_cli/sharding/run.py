@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from minigpt_cli import lock
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import charvocab, checkpoint, forkserver, manifest, outdir
 from minigpt_cli.sharding.chain import build_source, build_stage, is_stateless, resolved_options
@@ -44,7 +45,13 @@ BYTES_SECONDS = 2.0
 
 
 def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
-    """Shard ``settings.source`` into ``settings.out``; returns the manifest."""
+    """Shard ``settings.source`` into ``settings.out``; returns the manifest. The folder is
+    locked for the whole run: a second writer fails at once (lock.py)."""
+    with lock.hold(settings.out):
+        return _run(settings, on_event)
+
+
+def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
     t0 = time.monotonic()
     out, fp, part = settings.out, settings.output_fingerprint(), settings.part_spec()
     if (done := outdir.finished(out, fp)) is not None:

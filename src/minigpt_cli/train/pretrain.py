@@ -3,12 +3,13 @@ one loop (or to the planner for --dry-run). Every bad input fails here, before t
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from minigpt_cli import atomic
+from minigpt_cli import atomic, lock
 from minigpt_cli.checkpoint import read_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.model import GPT, GPTConfig, preset_config
@@ -134,17 +135,24 @@ def save_settings(s: TrainSettings, out: Path, d: D.Dist) -> None:
         atomic.write_json(out / SETTINGS_NAME, dump(s))
 
 
+def run_lock(out: Path, d: D.Dist, dry_run: bool = False) -> contextlib.AbstractContextManager:
+    """The run folder's writer lock, held by the process that writes it (rank 0) from before
+    the resume checks to the end; a dry run writes nothing and takes none."""
+    return lock.hold(out) if d.main and not dry_run else contextlib.nullcontext()
+
+
 def run_pretrain(s: PretrainSettings, listener: E.Listener = E.ignore) -> E.RunFinished | Plan:
     """Train (or plan, with ``dry_run``); every input is checked before anything is written."""
     d = D.setup(s.device)
     try:
-        prepared = prepare(s, d, listener)
-        if s.dry_run:
-            start = 0
-            if prepared.resume is not None:
-                start = read_state(prepared.resume).step
-            return make_plan(prepared.trainer, s, start)
-        save_settings(s, s.out, d)
-        return prepared.trainer.run()
+        with run_lock(s.out, d, s.dry_run):
+            prepared = prepare(s, d, listener)
+            if s.dry_run:
+                start = 0
+                if prepared.resume is not None:
+                    start = read_state(prepared.resume).step
+                return make_plan(prepared.trainer, s, start)
+            save_settings(s, s.out, d)
+            return prepared.trainer.run()
     finally:
         D.teardown(d)
