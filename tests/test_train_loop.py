@@ -15,6 +15,7 @@ from minigpt_cli.model import GPT, preset_config
 from minigpt_cli.tokenizer import CharTokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
+from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
 from minigpt_cli.train.loop import RunSpec, Trainer
 from minigpt_cli.train.metrics import read_metrics
@@ -42,7 +43,8 @@ def make_trainer(tmp_path, tok, ids, micro=4, accum=1, seq=32, mask=None, events
     model = GPT(preset_config("nano", vocab_size=tok.vocab_size, dropout=s.dropout))
     train = WindowStream([ids], [mask] if mask is not None else None, seq, seed=s.seed)
     val_w = ValWindows([ids[:400]], None, seq) if val else None
-    spec = RunSpec(tmp_path, tok, micro, seq, accum, D.Dist(), torch.float32)
+    spec = RunSpec(tmp_path, tok, micro, seq, accum, D.Dist(), torch.float32,
+                   faults=parse_faults(s.inject_faults))
     listener = events.append if events is not None else E.ignore
     return Trainer(model, train, val_w, s, spec, listener)
 

@@ -20,6 +20,7 @@ from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.batching import accumulation
 from minigpt_cli.train.data import ShardFolder, check_fits, open_shard_folder
+from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import RunSpec, Trainer
 from minigpt_cli.train.plan import auto_micro_batch, state_bytes
@@ -142,7 +143,8 @@ def prepare(s: FinetuneSettings, d: D.Dist, listener: E.Listener) -> Trainer:
     val = ValWindows([data.val], [data.val_mask], seq_len)
     extra = {"kind": "finetune", "from": what, "settings": dump(s), "data": str(s.data)}
     spec = RunSpec(s.out, tok, micro, seq_len, accum, d, dtype, data_id=data.manifest_hash,
-                   extra=extra, resume=resume, notes=tuple(notes), weights=weights)
+                   extra=extra, resume=resume, notes=tuple(notes), weights=weights,
+                   faults=parse_faults(s.inject_faults))
     return Trainer(model, train, val, s, spec, listener)
 
 

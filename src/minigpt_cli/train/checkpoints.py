@@ -67,10 +67,10 @@ def save(tr, reason: str) -> Path:
         model = io.saved_model(tr.raw) if io is not None else tr.raw
         more = (lambda folder: io.write_extra(tr.raw, folder)) if io is not None else None
         path = write_checkpoint(spec.run_dir, st.step, model, spec.tokenizer, tensors, meta, st,
-                                extra, more)
+                                extra, more, before_state=tr.plan_budget)
         prune(spec.run_dir, s.keep_last, s.keep_best, protect={path})
         tr.emit(E.CheckpointEvent(st.step, path, reason))
-    D.barrier(tr.d)
+    tr.share_budget()  # collective (it is the barrier too): every rank gets rank 0's plan
     tr.last_ckpt = path
     return path
 
@@ -99,7 +99,9 @@ def _load_weights(tr, folder: Path) -> None:
 
 def restore(tr, folder: Path) -> list[str]:
     """Everything back as it was when ``folder`` was saved: weights, optimizer, schedule
-    position, data position, guard, gradient scaler and this rank's RNG states."""
+    position, data position, guard, gradient scaler. This rank's RNG states come back last,
+    with ``restore_rng_streams`` right before the first step, so that no start-up work (a
+    peak-FLOP/s measurement, a compile) can draw from them after they are restored."""
     st = read_state(folder)
     spec, notes = tr.spec, []
     if spec.data_id and st.manifest_hash and st.manifest_hash != spec.data_id:
@@ -120,15 +122,19 @@ def restore(tr, folder: Path) -> list[str]:
     tr.guard.state = GuardState.from_dict(st.guard or {})
     if st.scaler and tr.scaler.is_enabled():
         tr.scaler.load_state_dict(st.scaler)
-    if len(st.rng) == tr.d.world:
-        restore_rng(st.rng[tr.d.rank], tr.device)
-    else:
+    if len(st.rng) != tr.d.world:
         notes.append(f"RNG states were saved by {len(st.rng)} process(es), not {tr.d.world}; "
                      "dropout streams start afresh")
     st.world, st.tokens_per_step = tr.d.world, spec.tokens_per_step
     tr.state = st
     notes.append(f"resumed from {folder} at step {st.step}")
     return notes
+
+
+def restore_rng_streams(tr) -> None:
+    """This rank's RNG states as the checkpoint saved them (if it saved one per rank)."""
+    if len(tr.state.rng) == tr.d.world:
+        restore_rng(tr.state.rng[tr.d.rank], tr.device)
 
 
 def rollback(tr, step: int) -> None:

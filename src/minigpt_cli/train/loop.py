@@ -30,11 +30,12 @@ from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.runtime import autocast
 from minigpt_cli.tokenizer import Tokenizer
+from minigpt_cli.train import budget
 from minigpt_cli.train import checkpoints as C
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train import machine as M
-from minigpt_cli.train.faults import parse_faults
+from minigpt_cli.train.faults import Faults
 from minigpt_cli.train.flops import device_peak, flops_per_token
 from minigpt_cli.train.guard import Guard
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
@@ -60,6 +61,7 @@ class RunSpec:
     resume: Path | None = None
     notes: tuple[str, ...] = ()
     weights: C.WeightsIO | None = None  # custom weight saving/restoring (finetune's LoRA)
+    faults: Faults | None = None  # --inject-faults (train/faults.py)
 
     @property
     def tokens_per_step(self) -> int:
@@ -120,13 +122,13 @@ class Trainer:
         self.state = TrainerState(world=self.d.world, tokens_per_step=spec.tokens_per_step,
                                   seq_len=spec.seq_len, manifest_hash=spec.data_id)
         self.guard = Guard(settings.guard_spike_factor, settings.guard_spike_steps)
-        self.faults = parse_faults(settings.inject_faults)
         self.fpt = flops_per_token(self.raw.config, spec.seq_len)
         self.peak = None
         self.metrics: MetricsLog | None = None
         self.last_ckpt: Path | None = None
         self.cap = settings.step_cap()  # None: no step limit (a --max-time run)
         self._clock: tuple[float, float] = (time.perf_counter(), 0.0)  # (start, elapsed then)
+        self.pace = budget.Pace()
         self._last_lr = 0.0
         self.model = self.raw
         if settings.compile:
@@ -153,6 +155,8 @@ class Trainer:
                                     str(spec.dtype).split(".")[-1], spec.resume, tuple(notes),
                                     s.max_time))
         reason = "max_steps"
+        if spec.resume is not None:
+            C.restore_rng_streams(self)  # the last thing before the first step
         self._clock = (time.perf_counter(), self.state.elapsed)
         try:
             with Stop() as stop:
@@ -162,6 +166,7 @@ class Trainer:
                     loss, norm, skipped, stop_all = self._step(step, stop)
                     dt = time.perf_counter() - t0
                     self.state.elapsed = self.elapsed()
+                    self.pace.observe(step, self.state.elapsed)
                     self._after_step(step, loss, norm, skipped, dt)
                     verdict = self._last_verdict
                     if verdict.rollback:
@@ -196,10 +201,12 @@ class Trainer:
         return before + time.perf_counter() - start
 
     def _out_of_time(self, step_time: float) -> bool:
-        """--max-time: would one more step end past the budget? (every rank gets the same
-        answer: stop when any rank's clock says so)"""
+        """--max-time: are the budget's steps done, or would one more step end past the budget?
+        (every rank gets the same answer: stop when any rank's clock says so)"""
         if self.s.max_time is None:
             return False
+        if self.state.budget_steps is not None and self.state.step >= self.state.budget_steps:
+            return True
         late = self.elapsed() + step_time > self.s.max_time
         return bool(D.all_sum(self.d, [float(late)], self.device)[0]) if self.d.enabled else late
 
@@ -221,6 +228,7 @@ class Trainer:
         total = self._counted(refs)
         acc = torch.zeros((), dtype=torch.float64, device=self.device)
         self.state.val_loss = None
+        faults, count = spec.faults, self.state.tokens_seen // spec.tokens_per_step + 1
         for a, refs_a in enumerate(micro):
             batch = self.train_data.gather(refs_a).to(self.device)
             n = batch.target_count()
@@ -230,12 +238,12 @@ class Trainer:
                     logits, loss = self.model(batch.x, batch.y, loss_mask=batch.mask)
                 if n == 0:  # nothing counts here: a zero that still reaches every weight
                     loss = logits.float().sum() * 0.0
-                loss = self._inject(step, loss)
+                if faults is not None:
+                    loss = faults.loss(count, loss)
                 self.scaler.scale(loss * (n * d.world / total)).backward()
             acc += loss.detach().double() * n
-        fault = self.faults.take("hang", step)
-        if fault is not None:
-            time.sleep(fault.arg or 3600)
+        if faults is not None:
+            faults.before_update(count)
         stop_here = float(stop.requested is not None)  # a signal during this step stops after it
         loss_sum, stop_votes = D.all_sum(d, [acc.item(), stop_here], self.device)
         loss_value = loss_sum / total
@@ -265,25 +273,37 @@ class Trainer:
         """The LR of the next update: by step; by the share of the budget spent when --max-time
         is the only limit (with --max-steps too, the steps set the schedule and the time is a
         hard stop)."""
+        st = self.state
         if self.cap is not None:
-            return self.schedule.lr(self.state.step) * self.state.lr_scale
-        used = self.elapsed() / self.s.max_time
-        return self.schedule.lr_in_budget(self.state.step, used) * self.state.lr_scale
+            return self.schedule.lr(st.step) * st.lr_scale
+        used = budget.share_used(st.step, self.elapsed(), self.s.max_time, st.budget_steps)
+        return self.schedule.lr_in_budget(st.step, used) * st.lr_scale
+
+    def plan_budget(self) -> None:
+        """Under a --max-time budget alone, fix the steps it allows when the first checkpoint
+        is written (train/budget.py): the pace counts the steps since the first one, the
+        evaluation just done and this checkpoint's weights and optimizer state, written."""
+        st = self.state
+        if self.cap is not None or self.s.max_time is None or st.budget_steps is not None:
+            return
+        now = self.elapsed()
+        pace = self.pace.seconds_per_step(st.step, now)
+        if pace is not None:
+            st.budget_steps = budget.steps_allowed(st.step, now, self.s.max_time, pace)
+
+    def share_budget(self) -> None:
+        """Every rank takes rank 0's budget plan (a collective: all ranks call it)."""
+        if not self.d.enabled:
+            return
+        mine = float(self.state.budget_steps or 0) if self.d.main else 0.0
+        steps = int(D.all_sum(self.d, [mine], self.device)[0])
+        self.state.budget_steps = steps or None
 
     def _counted(self, refs) -> int:
         """Targets that count in the whole step (every rank's windows)."""
         if not self.train_data.has_mask:
             return len(refs) * self.spec.seq_len
         return max(1, self.train_data.gather(refs).target_count())
-
-    def _inject(self, step: int, loss: torch.Tensor) -> torch.Tensor:
-        if self.faults.faults:
-            if self.faults.take("nan", step):
-                loss = loss * float("nan")
-            spike = self.faults.take("spike", step)
-            if spike is not None:
-                loss = loss * (spike.arg or 10.0)
-        return loss
 
     def _after_step(self, step, loss, norm, skipped, dt) -> None:
         if not self.d.main:

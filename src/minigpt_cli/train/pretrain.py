@@ -19,6 +19,7 @@ from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.batching import accumulation
 from minigpt_cli.train.data import check_fits, open_shard_folder
+from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import RunSpec, Trainer
 from minigpt_cli.train.plan import Plan, auto_micro_batch, make_plan, state_bytes
@@ -126,7 +127,8 @@ def prepare(s: PretrainSettings, d: D.Dist, listener: E.Listener) -> Prepared:
     val = ValWindows([data.val], [data.val_mask], seq_len)
     extra = {"kind": "pretrain", "settings": dump(s), "data": str(s.data)}
     spec = RunSpec(s.out, data.tokenizer, micro, seq_len, accum, d, dtype,
-                   data_id=data.manifest_hash, extra=extra, resume=resume, notes=tuple(notes))
+                   data_id=data.manifest_hash, extra=extra, resume=resume, notes=tuple(notes),
+                   faults=parse_faults(s.inject_faults))
     return Prepared(Trainer(model, train, val, s, spec, listener), resume)
 
 

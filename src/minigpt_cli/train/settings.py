@@ -126,7 +126,8 @@ class TrainSettings(DeviceSettings):
     inject_faults: str | None = Field(
         None, description="Testing hook: comma-separated KIND@STEP[-END][:ARG] with KIND nan "
         "(the loss becomes NaN), spike (the loss is multiplied by ARG, default 10) or hang "
-        "(sleep ARG seconds before the update). Each fires once per run.",
+        "(sleep ARG seconds before the update). STEP counts the steps taken, replayed ones "
+        "included, so each fires once per run, resumed or not.",
     )
 
     @field_validator("micro_batch", mode="before")

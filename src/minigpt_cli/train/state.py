@@ -53,6 +53,8 @@ class TrainerState:
     rng: list[dict] = field(default_factory=list)  # one per rank
     scaler: dict | None = None
     reason: str = "periodic"
+    budget_steps: int | None = None  # --max-time alone: the steps the budget allows, fixed at
+    #                                  the first checkpoint (train/budget.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,9 +115,10 @@ def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
 
 
 def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, optimizer_meta,
-                     state: TrainerState, extra: dict, more=None) -> Path:
+                     state: TrainerState, extra: dict, more=None, before_state=None) -> Path:
     """``more(folder)``, when given, writes further files into the folder before it is renamed
-    into place."""
+    into place; ``before_state()`` may still change ``state`` once the weights and optimizer
+    state are written (the budget plan counts what the checkpoint cost)."""
     from safetensors.torch import save_file
 
     final = step_dir(run, step)
@@ -126,6 +129,8 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
         save_checkpoint(tmp, model, tokenizer, step, extra)
         with atomic.atomic_path(tmp / OPTIMIZER_NAME) as t:
             save_file(optimizer_tensors, str(t), metadata=optimizer_meta)
+        if before_state is not None:
+            before_state()
         atomic.write_json(tmp / STATE_NAME, state.to_dict())
         if more is not None:
             more(tmp)
