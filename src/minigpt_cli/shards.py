@@ -6,6 +6,7 @@ A shard is a 256 x int32 little-endian header -- magic 20240520, version 1, toke
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,15 @@ def read_header(path: Path | str) -> int:
             "truncated or was overwritten. Re-create it with `minigpt shard`."
         )
     return n
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 24) -> str:
+    """sha256 of a file (what manifest.json records for every shard)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def open_shard(path: Path | str) -> np.ndarray:

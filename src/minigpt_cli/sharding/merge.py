@@ -24,7 +24,7 @@ from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import manifest, outdir
 from minigpt_cli.sharding.funnel import Funnel
 from minigpt_cli.sharding.verify import VerifyReport, verify
-from minigpt_cli.sharding.writer import ShardInfo, file_sha256, mask_name
+from minigpt_cli.sharding.writer import ShardInfo, mask_name
 
 SETTINGS_PER_PART = ("part", "out", "workers")
 
@@ -99,7 +99,7 @@ def _shared_settings(m: dict[str, Any]) -> dict[str, Any]:
 
 def place(src: Path, dst: Path, sha256: str) -> None:
     """Hard-link (or copy) a shard into place under its final name, atomically."""
-    if dst.exists() and file_sha256(dst) == sha256:
+    if dst.exists() and shards.file_sha256(dst) == sha256:
         return
     with atomic.atomic_path(dst) as tmp:
         tmp.unlink()

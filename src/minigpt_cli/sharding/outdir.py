@@ -9,7 +9,7 @@ from typing import Any
 from minigpt_cli import shards
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import checkpoint, manifest
-from minigpt_cli.sharding.writer import ShardInfo, file_sha256, mask_name, shard_files
+from minigpt_cli.sharding.writer import ShardInfo, mask_name, shard_files
 
 # atomic.atomic_path's temporary names: ".<target name>.<random>.tmp"
 _TEMP = re.compile(r"^\.(?:(?:val|train)_\d{6}(?:\.mask)?\.bin|manifest\.json|state\.json|"
@@ -85,6 +85,6 @@ def check_written(out: Path, done: list[ShardInfo]) -> None:
 
 def _same_bytes(path: Path, sha256: str) -> bool:
     try:
-        return file_sha256(path) == sha256
+        return shards.file_sha256(path) == sha256
     except OSError:
         return False

@@ -19,7 +19,7 @@ import numpy as np
 from minigpt_cli import shards
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import manifest
-from minigpt_cli.sharding.writer import ShardInfo, file_sha256, mask_name, shard_files
+from minigpt_cli.sharding.writer import ShardInfo, mask_name, shard_files
 
 CHUNK = 1 << 24  # tokens per read when counting
 
@@ -88,7 +88,7 @@ def check_shard(folder: Path, info: ShardInfo, eot_id: int, vocab_size: int) -> 
                               + (f" (+ {info.padding} padding)" if info.padding else ""))
     if vocab_size and top >= vocab_size:
         check.problems.append(f"token id {top} is outside the vocabulary ({vocab_size})")
-    if (digest := file_sha256(path)) != info.sha256:
+    if (digest := shards.file_sha256(path)) != info.sha256:
         check.problems.append(f"sha256 {digest[:16]}... differs from the manifest's "
                               f"{info.sha256[:16]}...")
     if info.mask_sha256:
@@ -107,7 +107,7 @@ def mask_problems(path: Path, n: int, sha256: str) -> list[str]:
         return [f"its loss mask {path.name} holds {len(mask)} values for {n} tokens"]
     if len(mask) and int(np.max(mask)) > 1:
         return [f"its loss mask {path.name} holds values other than 0 and 1"]
-    if file_sha256(path) != sha256:
+    if shards.file_sha256(path) != sha256:
         return [f"its loss mask {path.name} differs from the manifest's sha256"]
     return []
 

@@ -267,14 +267,6 @@ class ShardWriter:
         return info
 
 
-def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def shard_files(folder: Path) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith(".bin")
                   and (n.startswith(("val_", "train_"))) and not n.endswith(".mask.bin"))
