@@ -17,11 +17,12 @@ from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
-from minigpt_cli.train.loop import RunSpec, Trainer
+from minigpt_cli.train.loop import Trainer
 from minigpt_cli.train.metrics import read_metrics
 from minigpt_cli.train.schedule import Schedule, build_schedule
+from minigpt_cli.train.spec import RunSpec
 from minigpt_cli.train.settings import TrainSettings
-from minigpt_cli.train.state import list_checkpoints
+from minigpt_cli.train.step_folder import list_checkpoints
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py

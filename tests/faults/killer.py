@@ -55,7 +55,7 @@ def _install(point: str, n: int) -> None:
 
         torch.nn.utils.clip_grad_norm_ = clip
     elif point == "checkpoint":
-        from minigpt_cli.train import state
+        from minigpt_cli.train import step_folder as state
 
         real_save = state.save_checkpoint
 

@@ -54,7 +54,7 @@ def _run(args: list[str], kill: tuple[str, int] | None = None, torchrun: bool = 
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node", "2"] if torchrun else [sys.executable]
     return subprocess.run([*launcher, str(KILLER), *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def _losses(run: Path) -> dict[int, float]:

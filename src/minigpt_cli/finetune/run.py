@@ -9,28 +9,16 @@ from pathlib import Path
 
 import torch
 
-from minigpt_cli.checkpoint import read_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.finetune.lora_weights import LoraWeights
 from minigpt_cli.finetune.settings import FinetuneSettings
 from minigpt_cli.model import GPT
-from minigpt_cli.settings import dump
 from minigpt_cli.tokenizer import Tokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
-from minigpt_cli.train.batching import accumulation
-from minigpt_cli.train.data import ShardFolder, check_fits, open_shard_folder
-from minigpt_cli.train.faults import parse_faults
-from minigpt_cli.train.loader import ValWindows, WindowStream
-from minigpt_cli.train.loop import RunSpec, Trainer
-from minigpt_cli.train.plan import auto_micro_batch, state_bytes
-from minigpt_cli.train.pretrain import (
-    compute_dtype,
-    enable_tf32,
-    find_resume,
-    run_lock,
-    save_settings,
-)
+from minigpt_cli.train import setup
+from minigpt_cli.train.data import ShardFolder, open_shard_folder
+from minigpt_cli.train.loop import Trainer
 
 
 def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
@@ -88,16 +76,8 @@ def freeze_blocks(model: GPT, k: int) -> None:
             p.requires_grad_(False)
 
 
-def check_resume(folder: Path, model: GPT, s: FinetuneSettings) -> None:
-    ckpt = read_checkpoint(folder, load_tensors=False)
-    if ckpt.config != model.config:
-        a, b = ckpt.config, model.config
-        raise IncompatibleError(
-            f"--resume {folder} is a different model (n_layer={a.n_layer}, n_embd={a.n_embd}, "
-            f"vocab={a.vocab_size}, block={a.block_size}, dropout={a.dropout}) than {s.source} "
-            f"here (n_layer={b.n_layer}, n_embd={b.n_embd}, vocab={b.vocab_size}, "
-            f"block={b.block_size}, dropout={b.dropout}). Resume with the settings of the "
-            "first run (settings.json in its run folder).")
+def check_lora_resume(folder: Path, s: FinetuneSettings) -> None:
+    """A LoRA run resumes as a LoRA run, a full one as a full one."""
     lora = (folder / LoraWeights.FILE).exists()
     if lora != (s.lora_rank is not None):
         raise MinigptError(
@@ -109,15 +89,10 @@ def prepare(s: FinetuneSettings, d: D.Dist, listener: E.Listener) -> Trainer:
     data = open_shard_folder(s.data)
     model, tok, what = load_base(s)
     check_vocabulary(model, tok, what, data)
-    seq_len = s.seq_len or model.config.block_size
-    if seq_len > model.config.block_size:
-        raise MinigptError(f"--seq-len {seq_len} is longer than the context of {what} "
-                           f"({model.config.block_size} positions). Use --seq-len "
-                           f"{model.config.block_size} or less.")
-    check_fits(data, seq_len)
-    resume = find_resume(s.resume, s.out)
+    seq_len = setup.sequence_length(s, model.config.block_size, what)
+    resume = setup.resume_target(s, model.config, data, seq_len)
     if resume is not None:
-        check_resume(resume, model, s)
+        check_lora_resume(resume, s)
     freeze_blocks(model, s.freeze_blocks)
     weights, notes = None, [f"starting from {what}"]
     if s.lora_rank is not None:
@@ -128,33 +103,18 @@ def prepare(s: FinetuneSettings, d: D.Dist, listener: E.Listener) -> Trainer:
                      "trainable parameters")
     elif s.freeze_blocks:
         notes.append(f"blocks 0..{s.freeze_blocks - 1} frozen")
-    device = d.device
-    dtype = compute_dtype(s.dtype, device)
-    enable_tf32(device)
-    micro = s.micro_batch
-    if micro == "auto":
-        micro = auto_micro_batch(model.config, state_bytes(model, s.optimizer), s.tokens_per_step,
-                                 seq_len, d.world, device, dtype, s.activation_checkpointing)
-        notes.append(f"--micro-batch auto chose {micro}")
-    tokens = s.tokens_per_step or micro * seq_len * d.world
-    accum = accumulation(tokens, micro, seq_len, d.world)
-    torch.manual_seed(s.seed + d.rank)  # dropout streams differ per rank
-    train = WindowStream(data.train, data.train_masks, seq_len, seed=s.seed)
-    val = ValWindows([data.val], [data.val_mask], seq_len)
-    extra = {"kind": "finetune", "from": what, "settings": dump(s), "data": str(s.data)}
-    spec = RunSpec(s.out, tok, micro, seq_len, accum, d, dtype, data_id=data.manifest_hash,
-                   extra=extra, resume=resume, notes=tuple(notes), weights=weights,
-                   faults=parse_faults(s.inject_faults))
-    return Trainer(model, train, val, s, spec, listener)
+    return setup.build_run(s, d, data, model, seq_len, resume, listener,
+                           extra={"kind": "finetune", "from": what}, notes=notes,
+                           weights=weights)
 
 
 def run_finetune(s: FinetuneSettings, listener: E.Listener = E.ignore) -> E.RunFinished:
     """Fine-tune; every input is checked before anything is written."""
     d = D.setup(s.device)
     try:
-        with run_lock(s.out, d):
+        with setup.run_lock(s.out, d):
             trainer = prepare(s, d, listener)
-            save_settings(s, s.out, d)
+            setup.save_settings(s, s.out, d)
             return trainer.run()
     finally:
         D.teardown(d)

@@ -6,7 +6,10 @@ loader    the window stream over memory-mapped token arrays, its position resuma
 schedule  learning-rate schedules (warmup + cosine / constant / warmup-stable-decay)
 optim     AdamW parameter groups (decay on >= 2-D weights only)
 guard     the instability guard (non-finite skip, spike rollback)
-state     trainer state and checkpoint folders (safetensors + JSON, no pickle)
+state     the trainer state (TrainerState) and RNG capture/restore
+step_folder  checkpoint folders step_NNNNNN/ (safetensors + JSON, no pickle)
+checkpointer saves/restores the loop's parts; the one resume check
+setup     one run set-up for pretrain and finetune
 loop      THE loop: knows nothing about the CLI, emits events
 pretrain  builds a run from PretrainSettings and hands it to the loop
 plan      --dry-run: parameters, FLOPs, memory, measured tokens/s, ETA

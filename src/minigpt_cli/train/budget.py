@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from minigpt_cli.train import distributed as D
+from minigpt_cli.train.state import TrainerState
+
 
 class Pace:
     """Seconds per step since the first step this process took (its start-up excluded)."""
@@ -45,3 +50,32 @@ def share_used(step: int, elapsed: float, max_time: float, budget_steps: int | N
     if budget_steps:
         return step / budget_steps
     return elapsed / max_time
+
+
+def plan_steps(state: TrainerState, pace: Pace, now: float, max_time: float) -> None:
+    """Fix ``state.budget_steps`` if it is not fixed yet (at a checkpoint, once its weights and
+    optimizer state are written, so ``now`` counts what the checkpoint cost)."""
+    if state.budget_steps is not None:
+        return
+    seconds = pace.seconds_per_step(state.step, now)
+    if seconds is not None:
+        state.budget_steps = steps_allowed(state.step, now, max_time, seconds)
+
+
+def share_plan(state: TrainerState, d: D.Dist, device: torch.device) -> None:
+    """Every rank takes rank 0's plan (a collective: all ranks call it)."""
+    if not d.enabled:
+        return
+    mine = float(state.budget_steps or 0) if d.main else 0.0
+    steps = int(D.all_sum(d, [mine], device)[0])
+    state.budget_steps = steps or None
+
+
+def spent(state: TrainerState, max_time: float, elapsed_after_next: float, d: D.Dist,
+          device: torch.device) -> bool:
+    """Are the budget's steps done, or would the next step end past ``max_time``? Every rank
+    gets the same answer: stop when any rank's clock says so."""
+    if state.budget_steps is not None and state.step >= state.budget_steps:
+        return True
+    late = elapsed_after_next > max_time
+    return bool(D.all_sum(d, [float(late)], device)[0]) if d.enabled else late

@@ -57,6 +57,12 @@ class TokenWindows:
                                dtype=np.int64)
         self.has_mask = any(m is not None for m in self.masks)
 
+    def counted_targets(self, refs: np.ndarray) -> int:
+        """Targets that count among the windows ``refs`` (at least 1)."""
+        if not self.has_mask:
+            return len(refs) * self.seq_len
+        return max(1, self.gather(refs).target_count())
+
     @property
     def total(self) -> int:
         return int(self.counts.sum())

@@ -41,6 +41,15 @@ class MetricsLog:
                 continue  # a line cut by kill -9
         atomic.write_text(self.path, "".join(k + "\n" for k in kept))
 
+    def write_step(self, e) -> None:
+        """A step line from an ``events.StepEvent``."""
+        rec = {"step": e.step, "loss": e.loss, "lr": e.lr, "grad_norm": e.grad_norm,
+               "tokens_seen": e.tokens_seen, "tok_per_s": e.tok_per_s, "mfu": e.mfu,
+               "elapsed": e.elapsed}
+        if e.skipped:
+            rec["skipped"] = True
+        self.write(rec)
+
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         if self._tb is not None:

@@ -128,8 +128,9 @@ class Plan:
 
 
 def measure_step(trainer, warmup: int = 1, timed: int = 2) -> float:
-    """Seconds per optimizer step: a few real micro-steps (forward + backward) on the run's
-    data and one optimizer update, timed after a warm-up; nothing is saved."""
+    """Seconds per optimizer step: a few of the loop's own micro-steps (forward + backward,
+    ``Trainer.forward_backward``) on the run's data and one of its updates
+    (``Trainer.update``), timed after a warm-up; nothing is saved."""
     spec, dev = trainer.spec, trainer.device
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     times = []
@@ -137,14 +138,12 @@ def measure_step(trainer, warmup: int = 1, timed: int = 2) -> float:
         batch = trainer.train_data.gather(trainer.train_data.take(spec.micro_batch)).to(dev)
         sync()
         t0 = time.perf_counter()
-        with autocast(dev, spec.dtype):
-            _, loss = trainer.model(batch.x, batch.y, loss_mask=batch.mask)
-        loss.backward()
+        trainer.forward_backward(batch, max(1, batch.target_count()))
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    trainer.optimizer.step()
+    trainer.update(trainer.lr())
     trainer.optimizer.zero_grad(set_to_none=True)
     sync()
     opt = time.perf_counter() - t0
