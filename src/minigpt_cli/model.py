@@ -3,13 +3,14 @@ Learners" (which is GPT-1's decoder with LayerNorm moved to the input of each su
 LayerNorm, and residual projections initialised with 1/sqrt(2 * n_layer)).
 
 Parameter names follow OpenAI's / Hugging Face's (`transformer.h.0.attn.c_attn.weight`), so
-weights move both ways with a transpose of the four Conv1D matrices (see hf.py).
+weights move both ways with a transpose of the four Conv1D matrices (see hf/read.py and
+hf/export.py).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -280,6 +281,3 @@ class GPT(nn.Module):
         max_len = max_len or self.config.block_size
         return KVCache(self.config, batch_size, max_len, p.device, p.dtype)
 
-
-def with_overrides(config: GPTConfig, **overrides) -> GPTConfig:
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
