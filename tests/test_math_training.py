@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
 def test_only_solution_tokens_are_trained(trained):
     """Val loss is measured on solution tokens only: a model that is perfect on them but knows
     nothing of prompts would score the same -- the masked val loss is far below the unmasked."""
-    from minigpt_cli.train.data import open_shard_folder
+    from minigpt_cli.shard_folder import open_shard_folder
     from minigpt_cli.train.loader import ValWindows
 
     _, shards, run = trained

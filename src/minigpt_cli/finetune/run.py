@@ -17,7 +17,7 @@ from minigpt_cli.tokenizer import Tokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train import setup
-from minigpt_cli.train.data import ShardFolder, open_shard_folder
+from minigpt_cli.shard_folder import ShardFolder, open_shard_folder
 from minigpt_cli.train.loop import Trainer
 
 

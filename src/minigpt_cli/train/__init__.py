@@ -1,7 +1,6 @@
 """The one training loop (pretrain and finetune alike) and its parts.
 
 settings  TrainSettings / PretrainSettings (flag > --config TOML > env > default)
-data      a shard folder: manifest, tokenizer, header checks
 loader    the window stream over memory-mapped token arrays, its position resumable
 schedule  learning-rate schedules (warmup + cosine / constant / warmup-stable-decay)
 optim     AdamW parameter groups (decay on >= 2-D weights only)

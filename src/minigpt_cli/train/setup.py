@@ -21,7 +21,7 @@ from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.batching import accumulation
 from minigpt_cli.train.checkpointer import WeightsIO, check_resume
-from minigpt_cli.train.data import ShardFolder, check_fits
+from minigpt_cli.shard_folder import ShardFolder, check_fits
 from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import Trainer

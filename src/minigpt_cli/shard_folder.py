@@ -1,4 +1,5 @@
-"""A shard folder written by `minigpt shard`, opened and checked before any training starts.
+"""A shard folder written by `minigpt shard`, opened and checked before any training or
+evaluation reads it (the reading side of shards.py's format, shared by train/ and evals/).
 
 The folder holds ``manifest.json`` (tokenizer name and hash, plus the chars of a char
 tokenizer; per-shard token counts and sha256), ``val_000000.bin`` and ``train_000001.bin``...
