@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from minigpt_cli import plugins
 from minigpt_cli.cli import app
+from minigpt_cli.sharding import events
 from minigpt_cli.shards import open_shard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +82,20 @@ def example_plugin(tmp_path_factory) -> Path:
     else:
         os.environ["PYTHONPATH"] = old
     plugins.refresh()
+
+
+class Stop(Exception):
+    """Raised by ``stop_after``'s listener: an interruption between two writes."""
+
+
+def stop_after(n_shards: int):
+    """A shard run listener that interrupts the run right after its n-th shard is written
+    (ShardDone comes after a shard is on disk and before the state records it)."""
+    seen = []
+
+    def listener(e):
+        if isinstance(e, events.ShardDone):
+            seen.append(e.name)
+            if len(seen) == n_shards:
+                raise Stop(e.name)
+    return listener

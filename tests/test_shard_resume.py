@@ -12,27 +12,19 @@ import time
 from pathlib import Path
 
 import pytest
-from shard_support import cli, example_plugin, manifest, shard_bytes  # noqa: F401 (fixture)
+from shard_support import (  # noqa: F401 (fixture)
+    Stop,
+    cli,
+    example_plugin,
+    manifest,
+    shard_bytes,
+    stop_after,
+)
 
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import events
 from minigpt_cli.sharding.config import ShardSettings
 from minigpt_cli.sharding.run import run
-
-
-class Stop(Exception):
-    pass
-
-
-def _stop_after(n_shards: int):
-    seen = []
-
-    def listener(e):
-        if isinstance(e, events.ShardDone):
-            seen.append(e.name)
-            if len(seen) == n_shards:
-                raise Stop(e.name)
-    return listener
 
 
 def _comparable(m: dict) -> dict:
@@ -51,7 +43,7 @@ def test_resume_after_an_interruption_is_byte_identical(shared_data, tmp_path):
     # ShardDone comes after a shard is on disk and before the state records it: the worst spot
     for stop_at in (3, 2, 4):
         with pytest.raises(Stop):
-            run(settings(out), _stop_after(stop_at))
+            run(settings(out), stop_after(stop_at))
         state = json.loads((out / ".shard-progress" / "state.json").read_text())
         assert len(state["shards"]) >= stop_at - 1 and not (out / "manifest.json").exists()
     started = []
@@ -63,7 +55,7 @@ def test_resume_after_an_interruption_is_byte_identical(shared_data, tmp_path):
     assert not (out / ".shard-progress").exists()
     half = tmp_path / "half"
     with pytest.raises(Stop):
-        run(settings(half), _stop_after(2))
+        run(settings(half), stop_after(2))
     with pytest.raises(MinigptError, match="unfinished run made with other settings"):
         run(settings(half).model_copy(update={"shard_size": 9_000}))
 

@@ -10,30 +10,14 @@ import pickle
 from pathlib import Path
 
 import pytest
-from shard_support import shard_bytes
+from shard_support import Stop, shard_bytes, stop_after
 
 from minigpt_cli.errors import MinigptError
-from minigpt_cli.sharding import events
 from minigpt_cli.sharding.config import ShardSettings, StageSpec
 from minigpt_cli.sharding.run import run
 from minigpt_cli.stages.head import Head
 
 PROGRESS = ".shard-progress"
-
-
-class Stop(Exception):
-    pass
-
-
-def _stop_after(n_shards: int):
-    seen = []
-
-    def listener(e):
-        if isinstance(e, events.ShardDone):
-            seen.append(e.name)
-            if len(seen) == n_shards:
-                raise Stop(e.name)
-    return listener
 
 
 def _settings(inputs: list[Path], out: Path) -> ShardSettings:
@@ -55,7 +39,7 @@ def fineweb(shared_data, tmp_path) -> list[Path]:
 
 def _interrupted(src: list[Path], out: Path, after: int = 3) -> dict:
     with pytest.raises(Stop):
-        run(_settings(src, out), _stop_after(after))
+        run(_settings(src, out), stop_after(after))
     return json.loads((out / PROGRESS / "state.json").read_text())
 
 
