@@ -99,9 +99,9 @@ def pretrain(
     early_stop_patience: Annotated[int | None, _o("Stop after N evals without improvement.",
                                    EVAL)] = None,
     guard_spike_factor: Annotated[float | None, _o("Spike = loss above k x running mean "
-                                  "[default: 2.0].", GUARD)] = None,
+                                  "\\[default: 2.0].", GUARD)] = None,
     guard_spike_steps: Annotated[int | None, _o("Spike steps in a row before a rollback "
-                                 "[default: 10].", GUARD)] = None,
+                                 "\\[default: 10].", GUARD)] = None,
     guard_lr_factor: Annotated[float | None, _o("LR multiplier on rollback \\[default: 0.5].",
                                GUARD)] = None,
     guard_max_rollbacks: Annotated[int | None, _o("Give up after N rollbacks \\[default: 5].",

@@ -36,16 +36,16 @@ def shard(
                             rich_help_panel=CHAIN)] = None,
     no_stages: Annotated[bool, typer.Option("--no-stages", help="No filters at all, not even "
                          "the source's default recipe.", rich_help_panel=CHAIN)] = False,
-    tokenizer: Annotated[str | None, typer.Option(help="gpt2 | char  [default: gpt2]",
+    tokenizer: Annotated[str | None, typer.Option(help="gpt2 | char \\[default: gpt2]",
                          rich_help_panel=OUT)] = None,
     char_vocab: Annotated[Path | None, typer.Option(help="char: the vocabulary, a JSON list of "
                           "characters or another shard folder's manifest.json; unset = built "
                           "in a first pass.", rich_help_panel=OUT)] = None,
-    shard_size: Annotated[int | None, typer.Option(help="Tokens per shard [default: "
+    shard_size: Annotated[int | None, typer.Option(help="Tokens per shard \\[default: "
                           "100000000].", rich_help_panel=OUT)] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Tokenizer workers: "
                        "processes (one only tokenizing with GPT-2 BPE is a thread); 0 = in this "
-                       "process [default: all cores].",
+                       "process \\[default: all cores].",
                        rich_help_panel=RUN)] = None,
     part: Annotated[str | None, typer.Option(help="i/N: this job's share of the inputs, for N "
                     "independent jobs; join them with --merge.", rich_help_panel=RUN)] = None,
