@@ -61,9 +61,11 @@ def test_max_time_parsing_and_step_cap():
 
 
 def pretrain(data, run, *flags: str, catch_exceptions: bool = False):
-    """`minigpt pretrain` on the tiny char shards, no evals or samples, with these flags."""
+    """`minigpt pretrain` on the tiny char shards, no evals or samples, a line per step, with
+    these flags."""
     return CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
-                                    "--eval-every", "0", "--sample-every", "0", *flags],
+                                    "--eval-every", "0", "--sample-every", "0",
+                                    "--print-every", "1", *flags],
                               catch_exceptions=catch_exceptions)
 
 

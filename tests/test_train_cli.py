@@ -49,7 +49,8 @@ def test_pretrain_end_to_end_with_a_config_file(shards_dir, tmp_path):
                    'micro_batch = 4\nmax_steps = 50\neval_every = 3\ncheckpoint_every = 3\n'
                    'sample_every = 3\nsample_tokens = 16\nkeep_last = 1\ndevice = "cpu"\n'
                    'peak_flops = 1e11\n')
-    r = invoke("pretrain", "--config", str(cfg), "--max-steps", "7", "--out", str(run))
+    r = invoke("pretrain", "--config", str(cfg), "--max-steps", "7", "--out", str(run),
+               "--print-every", "1")
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert sum(x.startswith("step ") for x in lines) == 7  # one plain line per step

@@ -41,16 +41,16 @@ def _root(
     """GPT-2 from scratch, from raw web text to an evaluated model."""
 
 
-def _command(name: str, fn) -> None:
+def _command(name: str, fn, cls=None) -> None:
     doc = (fn.__doc__ or "").strip()
     summary = " ".join(doc.split("\n\n")[0].split())  # first paragraph, on one line
-    app.command(name, short_help=summary or None)(user_errors(fn))
+    app.command(name, short_help=summary or None, cls=cls)(user_errors(fn))
 
 
 _command("sample", sample_cmd.sample)
 _command("pretrain", pretrain_cmd.pretrain)
 _command("finetune", finetune_cmd.finetune)
-_command("shard", shard_cmd.shard)
+_command("shard", shard_cmd.shard, cls=shard_cmd.ShardCommand)
 _command("make-math", make_math_cmd.make_math)
 _command("plugins", plugins_cmd.plugins)
 _command("import-hf", hf_cmd.import_hf)

@@ -72,6 +72,9 @@ def finetune(
                     RUN)] = None,
     log_every: Annotated[int | None, _o("A metrics line every N steps \\[default: 1].",
                          RUN)] = None,
+    print_every: Annotated[str | None, _o("Without a terminal (a log, a pipe): a step line "
+                           "every N steps (1, 100) or every so often (30s, 5m) \\[default: 10s].",
+                           RUN)] = None,
     peak_flops: Annotated[float | None, _o("Peak FLOP/s per device for MFU \\[default: "
                           "measured].", RUN)] = None,
     eval_every: Annotated[int | None, _o("Val loss every N steps \\[default: 50].", EVAL)] = None,
@@ -100,7 +103,7 @@ def finetune(
     from minigpt_cli.commands.train_display import TrainDisplay
     from minigpt_cli.finetune.run import run_finetune
 
-    with TrainDisplay() as display:
+    with TrainDisplay(print_every=s.print_every) as display:
         result = run_finetune(s, display)
     if result.reason == "signal":
         err_console.print(f"[yellow]stopped by a signal at step {result.step}; resume with "

@@ -15,19 +15,19 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="TOML file of settings (a [command] table and/or top-level keys). "
+        help="TOML file of settings (a \\[command] table and/or top-level keys). "
         "Flags win over it; it wins over MINIGPT_* environment variables.",
         rich_help_panel=SETTINGS_PANEL,
     ),
 ]
 DeviceOpt = Annotated[
     str | None,
-    typer.Option(help="auto | cpu | cuda | mps  [default: auto]", rich_help_panel=RUNTIME_PANEL),
+    typer.Option(help="auto | cpu | cuda | mps \\[default: auto]", rich_help_panel=RUNTIME_PANEL),
 ]
 DtypeOpt = Annotated[
     str | None,
     typer.Option(
-        help="float32 | bfloat16 | float16  [default: float32]", rich_help_panel=RUNTIME_PANEL
+        help="float32 | bfloat16 | float16 \\[default: float32]", rich_help_panel=RUNTIME_PANEL
     ),
 ]
 CheckpointOpt = Annotated[

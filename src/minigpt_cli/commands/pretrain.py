@@ -83,6 +83,9 @@ def pretrain(
                           "measured].", RUN)] = None,
     log_every: Annotated[int | None, _o("A metrics line every N steps \\[default: 1].",
                          RUN)] = None,
+    print_every: Annotated[str | None, _o("Without a terminal (a log, a pipe): a step line "
+                           "every N steps (1, 100) or every so often (30s, 5m) \\[default: 10s].",
+                           RUN)] = None,
     eval_every: Annotated[int | None, _o("Val loss every N steps \\[default: 250].", EVAL)] = None,
     eval_batches: Annotated[int | None, _o("Val micro-batches per eval \\[default: 20].",
                             EVAL)] = None,
@@ -99,9 +102,9 @@ def pretrain(
     early_stop_patience: Annotated[int | None, _o("Stop after N evals without improvement.",
                                    EVAL)] = None,
     guard_spike_factor: Annotated[float | None, _o("Spike = loss above k x running mean "
-                                  "[default: 2.0].", GUARD)] = None,
+                                  "\\[default: 2.0].", GUARD)] = None,
     guard_spike_steps: Annotated[int | None, _o("Spike steps in a row before a rollback "
-                                 "[default: 10].", GUARD)] = None,
+                                 "\\[default: 10].", GUARD)] = None,
     guard_lr_factor: Annotated[float | None, _o("LR multiplier on rollback \\[default: 0.5].",
                                GUARD)] = None,
     guard_max_rollbacks: Annotated[int | None, _o("Give up after N rollbacks \\[default: 5].",
@@ -127,7 +130,7 @@ def pretrain(
     from minigpt_cli.train.plan import Plan
     from minigpt_cli.train.pretrain import run_pretrain
 
-    with TrainDisplay() as display:
+    with TrainDisplay(print_every=s.print_every) as display:
         result = run_pretrain(s, display)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from minigpt_cli.commands.options import ConfigOpt
 
@@ -14,6 +15,33 @@ CHAIN = "Filters"
 OUT = "Output"
 RUN = "Runtime"
 CHECK = "Verify and merge"
+
+
+class ShardCommand(TyperCommand):
+    """`minigpt shard SOURCE --help` also shows SOURCE's own options (loading only that plugin:
+    a source needs no torch), as `minigpt plugins SOURCE` does."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["minigpt.shard.source"] = args[0] if args and not args[0].startswith("-") \
+            else None
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter) -> None:
+        super().format_help(ctx, formatter)
+        source = ctx.meta.get("minigpt.shard.source")
+        if source:
+            from rich.console import Console
+
+            from minigpt_cli.commands.plugins import show_plugin
+            from minigpt_cli.errors import MinigptError
+            from minigpt_cli.sharding.catalog import find
+
+            console = Console(highlight=False)
+            try:
+                for entry in find(source, "source"):
+                    show_plugin(console, entry)
+            except MinigptError as e:
+                console.print(str(e), markup=False)
 
 
 def shard(
@@ -26,26 +54,27 @@ def shard(
     out: Annotated[Path | None, typer.Option("--out", "-O", help="Folder for the shards and "
                    "manifest.json (the merged folder with --merge).", rich_help_panel=OUT)] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="A source option, "
-                      "key=value (repeatable; a repeated key or a JSON [..] value is a list).",
-                      rich_help_panel=SRC)] = None,
+                      "key=value (repeatable; a repeated key or a JSON [..] value is a list); "
+                      "`minigpt plugins SOURCE` lists them.", rich_help_panel=SRC)] = None,
     stage: Annotated[list[str] | None, typer.Option("--stage", "-s", help="A filter stage, in "
                      "order (repeatable); replaces the source's default recipe.",
                      rich_help_panel=CHAIN)] = None,
     stage_option: Annotated[list[str] | None, typer.Option("--stage-option", "-S", help="A "
-                            "stage's option, STAGE.key=value (repeatable).",
+                            "stage's option, STAGE.key=value (repeatable); `minigpt plugins "
+                            "STAGE` lists them.",
                             rich_help_panel=CHAIN)] = None,
     no_stages: Annotated[bool, typer.Option("--no-stages", help="No filters at all, not even "
                          "the source's default recipe.", rich_help_panel=CHAIN)] = False,
-    tokenizer: Annotated[str | None, typer.Option(help="gpt2 | char  [default: gpt2]",
+    tokenizer: Annotated[str | None, typer.Option(help="gpt2 | char \\[default: gpt2]",
                          rich_help_panel=OUT)] = None,
     char_vocab: Annotated[Path | None, typer.Option(help="char: the vocabulary, a JSON list of "
                           "characters or another shard folder's manifest.json; unset = built "
                           "in a first pass.", rich_help_panel=OUT)] = None,
-    shard_size: Annotated[int | None, typer.Option(help="Tokens per shard [default: "
+    shard_size: Annotated[int | None, typer.Option(help="Tokens per shard \\[default: "
                           "100000000].", rich_help_panel=OUT)] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Tokenizer workers: "
                        "processes (one only tokenizing with GPT-2 BPE is a thread); 0 = in this "
-                       "process [default: all cores].",
+                       "process \\[default: all cores].",
                        rich_help_panel=RUN)] = None,
     part: Annotated[str | None, typer.Option(help="i/N: this job's share of the inputs, for N "
                     "independent jobs; join them with --merge.", rich_help_panel=RUN)] = None,
@@ -59,7 +88,10 @@ def shard(
 ) -> None:
     """Filter, tokenize and shard a corpus into llm.c-format token shards + manifest.json.
 
-    Resumable: run the same command again after an interruption (even kill -9)."""
+    Resumable: run the same command again after an interruption (even kill -9).
+
+    A source's own options (-o) and its default filter stages: `minigpt shard SOURCE --help` or
+    `minigpt plugins SOURCE`; a stage's options (-S): `minigpt plugins STAGE`."""
     from minigpt_cli.commands import shard_view as view
 
     if verify is not None:

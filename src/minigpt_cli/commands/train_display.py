@@ -1,5 +1,6 @@
-"""Rendering the training loop's events: a rich live display on a terminal, one plain greppable
-line per event otherwise (`step 12/100 | loss 3.1234 | ...`). Used by pretrain and finetune."""
+"""Rendering the training loop's events: a rich live display on a terminal, plain greppable lines
+otherwise (`step 12/100 | loss 3.1234 | ...`): a step line every --print-every (steps or seconds),
+every other event in full. Used by pretrain and finetune."""
 
 from __future__ import annotations
 
@@ -39,8 +40,13 @@ def step_line(e) -> str:
 class TrainDisplay:
     """A listener for the loop's events; use as a context manager around the run."""
 
-    def __init__(self, live: bool | None = None) -> None:
+    def __init__(self, live: bool | None = None, print_every: str = "1") -> None:
+        from minigpt_cli.train.settings import print_interval
+
         self.live = sys.stdout.isatty() if live is None else live
+        self.every_steps, self.every_seconds = print_interval(print_every)
+        self.printed_at: float | None = None  # the run's elapsed seconds at the last step line
+        self.pending = None  # the newest step event not printed yet (plain lines only)
         self.console = Console(highlight=False, soft_wrap=True)
         self.progress: Progress | None = None
         self.task = None
@@ -64,7 +70,21 @@ class TrainDisplay:
 
     def __call__(self, e) -> None:
         kind = type(e).__name__
+        if kind != "StepEvent" and self.pending is not None:
+            self._print_step(self.pending)  # the step an eval, sample, checkpoint... follows
         getattr(self, f"_on_{kind}", lambda _: None)(e)
+
+    def _due(self, e) -> bool:
+        if self.printed_at is None or e.skipped or (e.max_steps and e.step >= e.max_steps):
+            return True
+        if self.every_steps:
+            return e.step % self.every_steps == 0
+        return e.elapsed - self.printed_at >= self.every_seconds
+
+    def _print_step(self, e) -> None:
+        self.pending = None
+        self.printed_at = e.elapsed
+        self._print(step_line(e))
 
     def _on_RunStarted(self, e) -> None:
         proc = "process" if e.world == 1 else "processes"
@@ -91,7 +111,10 @@ class TrainDisplay:
 
     def _on_StepEvent(self, e) -> None:
         if self.progress is None:
-            self._print(step_line(e))
+            if self._due(e):
+                self._print_step(e)
+            else:
+                self.pending = e
             return
         mfu = f" mfu {100 * e.mfu:.1f}%" if e.mfu is not None else ""
         stats = (f"loss {e.loss:.4f} lr {e.lr:.2e} norm {e.grad_norm:.3f} "

@@ -6,6 +6,7 @@ that fails to import is listed with its error instead of breaking the listing.
 
 from __future__ import annotations
 
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,19 @@ def describe_all() -> list[PluginEntry]:
     return [describe(info) for kind in KINDS for info in plugins.available(kind)]
 
 
+def find(name: str, kind: str | None = None) -> list[PluginEntry]:
+    """Every plugin called ``name`` (of ``kind`` only, when given; `math` is a source and an
+    eval), loading only those; a clear error naming the installed ones when there is none."""
+    kinds = KINDS if kind is None else (kind,)
+    found = [describe(info) for k in kinds for info in plugins.available(k) if info.name == name]
+    if not found:
+        known = "; ".join(f"{k}s: " + (", ".join(i.name for i in plugins.available(k)) or "none")
+                          for k in kinds)
+        what = f"{kind} plugin" if kind else "plugin (or plugin kind: source, stage, eval)"
+        raise MinigptError(f"No {what} named {name!r}. Installed {known}.")
+    return found
+
+
 def describe(info: plugins.PluginInfo) -> PluginEntry:
     base = {"kind": info.kind, "name": info.name, "package": info.package, "version": info.version,
                 "target": info.target}
@@ -50,13 +64,18 @@ def describe(info: plugins.PluginInfo) -> PluginEntry:
         cls = plugins.load(info.kind, info.name)
     except MinigptError as e:
         return PluginEntry(**base, error=str(e))
-    doc = (cls.__doc__ or "").strip().splitlines()
     model = getattr(cls, "Options", None)
     return PluginEntry(
-        **base, summary=doc[0] if doc else "",
+        **base, summary=summary_of(cls),
         stateless=bool(getattr(cls, "stateless", False)) if info.kind == "stage" else None,
         options=options_of(model) if model is not None else [],
     )
+
+
+def summary_of(cls) -> str:
+    """The first paragraph of the class's own docstring, else of its module's, on one line."""
+    doc = cls.__dict__.get("__doc__") or getattr(sys.modules.get(cls.__module__), "__doc__", "")
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 def options_of(model) -> list[OptionInfo]:

@@ -79,7 +79,7 @@ def split_chunk(text: str, val_fraction: float) -> tuple[str, str]:
 class NietzscheOptions(PluginOptions):
     works: list[str] | None = Field(
         None, description="Catalogue keys of the works to use: file names without .txt, "
-        "e.g. beyond_good_and_evil (default: all 21; the README lists them).")
+        "e.g. beyond_good_and_evil (default: all 21; docs/finetuning.md lists them).")
     from_dir: Path | None = Field(
         None, description="Read local copies (<work>.txt, Gutenberg headers included or not) "
         "from this folder instead of downloading.")

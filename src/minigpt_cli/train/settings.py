@@ -117,6 +117,12 @@ class TrainSettings(DeviceSettings):
         5, ge=0, description="Instability guard: stop with an error after this many rollbacks.",
     )
     log_every: int = Field(1, ge=1, description="A metrics line every this many steps.")
+    print_every: str = Field(
+        "10s", description="When stdout is not a terminal (a log file, a pipe): a step line "
+        "every N steps (1 = every step) or every so many seconds of the run (10s, 1m). The first "
+        "step, and the latest step before an eval, sample, checkpoint, guard or end line, are "
+        "printed too. A terminal shows a live progress bar instead.",
+    )
     tensorboard: bool = Field(False, description="Also write TensorBoard event files "
                               "(needs the tensorboard package).")
     peak_flops: float | None = Field(
@@ -152,6 +158,12 @@ class TrainSettings(DeviceSettings):
                                  "5m, 1.5h") from None
         return v
 
+    @field_validator("print_every", mode="before")
+    @classmethod
+    def _print_every(cls, v):
+        steps, seconds = print_interval(v)
+        return str(steps) if steps else f"{seconds:g}s"
+
     def step_cap(self) -> int | None:
         """The step limit: --max-steps, except under --max-time when it was not given."""
         if self.max_time is not None and "max_steps" not in self.model_fields_set:
@@ -166,6 +178,24 @@ class TrainSettings(DeviceSettings):
 
             parse_faults(v)
         return v
+
+
+def print_interval(value: str | int) -> tuple[int | None, float | None]:
+    """--print-every as (steps, None) or (None, seconds): "25" or 25 -> (25, None), "10s" ->
+    (None, 10.0), "1.5m" -> (None, 90.0)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = str(value).strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    try:
+        if scale is None and text.isdigit() and int(text) >= 1:
+            return int(text), None
+        if scale is not None and float(text[:-1]) > 0:
+            return None, float(text[:-1]) * scale
+    except ValueError:
+        pass
+    raise ValueError("must be a number of steps (1 = every step, 100) or a time with s, m or h "
+                     "(10s, 1m)")
 
 
 class PretrainSettings(TrainSettings):
