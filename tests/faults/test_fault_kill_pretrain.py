@@ -140,9 +140,9 @@ def test_a_time_budget_resumes_to_the_same_steps(tmp_path):
     lrs_a = {m["step"]: m["lr"] for m in read_metrics(full) if "lr" in m}
     lrs_b = {m["step"]: m["lr"] for m in read_metrics(cut) if "lr" in m}
     assert [lrs_a[k] for k in common] == [lrs_b[k] for k in common]
-    last = max(a)
-    if last == planned:  # ended on the planned step (not by the clock): the same final weights
-        assert max(b) == planned and _same_weights(_weights(full, last), _weights(cut, last))
+    if max(a) == max(b) == planned:  # both ended on the planned step, not by the clock (a
+        # loaded machine may stop either one early): the same final weights
+        assert _same_weights(_weights(full, planned), _weights(cut, planned))
 
 
 def test_killer_points_are_real_sigkills(tmp_path):
