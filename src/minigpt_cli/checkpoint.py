@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from minigpt_cli import __version__, atomic
+from minigpt_cli import __version__, atomic, oserrors
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.model import GPT, GPTConfig
 from minigpt_cli.tokenizer import Tokenizer, TokenizerIdentity, tokenizer_from_dict
@@ -73,8 +73,6 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model atomically to ``path`` (a file, or a folder that gets model.safetensors)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     target = path / WEIGHTS_NAME if (path.is_dir() or not path.suffix) else path
     gpt = unwrap(model)
@@ -93,8 +91,24 @@ def save_checkpoint(
         "extra": json.dumps(extra or {}),
     }
     with atomic.atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        save_tensors(tensors, tmp, meta)
     return target
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path | str,
+                 metadata: dict[str, str] | None = None) -> None:
+    """safetensors' ``save_file``, with an I/O failure (a full disk, a size limit) raised as the
+    OSError it is, naming ``path``, rather than as a SafetensorError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        err = oserrors.from_safetensors(e, path)
+        if err is None:
+            raise
+        raise err from None
 
 
 def _id_fields(identity: TokenizerIdentity) -> dict:

@@ -77,6 +77,7 @@ def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = No
     chars: set[str] = set()
     hashes = {split: hashlib.sha256() for split in FILES}
     done = 0
+    created = _missing_folders(s.out)
     try:
         s.out.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
@@ -95,10 +96,29 @@ def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = No
         meta = _meta(s, plan, longest, chars, hashes, time.perf_counter() - t0)
         atomic.write_json(s.out / "settings.json", dump(s))
         atomic.write_json(s.out / "meta.json", meta)
-    except OSError as e:
-        raise MinigptError(f"Cannot write the data set into --out {s.out}: {e}.") from None
+    except Exception:
+        _remove_empty(created)  # a folder this run made and left empty goes too
+        raise
     emit(Written(s.out, plan.count("train"), plan.count("test"), meta["seconds"], meta))
     return meta
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its ancestors that do not exist yet, deepest first."""
+    missing = []
+    p = folder.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for p in folders:
+        try:
+            p.rmdir()  # only when empty: never a file anyone else put there
+        except OSError:
+            return
 
 
 def _workers(asked: int, lines: int) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from minigpt_cli import atomic
-from minigpt_cli.checkpoint import WEIGHTS_NAME, save_checkpoint
+from minigpt_cli.checkpoint import WEIGHTS_NAME, save_checkpoint, save_tensors
 from minigpt_cli.errors import MinigptError
 
 STATE_NAME = "trainer_state.json"
@@ -116,8 +116,6 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
                      state: TrainerState, extra: dict, more=None) -> Path:
     """``more(folder)``, when given, writes further files into the folder before it is renamed
     into place."""
-    from safetensors.torch import save_file
-
     final = step_dir(run, step)
     tmp = run / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -125,7 +123,7 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
     try:
         save_checkpoint(tmp, model, tokenizer, step, extra)
         with atomic.atomic_path(tmp / OPTIMIZER_NAME) as t:
-            save_file(optimizer_tensors, str(t), metadata=optimizer_meta)
+            save_tensors(optimizer_tensors, t, optimizer_meta)
         atomic.write_json(tmp / STATE_NAME, state.to_dict())
         if more is not None:
             more(tmp)
