@@ -183,3 +183,31 @@ def test_checkpoint_save_on_a_full_disk(made, tmp_path):
              for name, digest in tree(kept / "step_000002").items()}
     assert after == before and not (kept / "step_000004").exists()
     assert temporaries(kept) == []
+
+
+def _shard(out, text, size=200):
+    return ["shard", "text", text, "--out", out, "--shard-size", str(size), "-j", "0",
+            "--no-stages"]
+
+
+def test_shard_run_past_the_file_size_limit_resumes_to_the_same_bytes(made, tmp_path):
+    """A limit above every shard's size but below the manifest's: the run fails after its
+    shards; they are intact, nothing temporary is left, and the same command without the
+    limit finishes the folder byte for byte as an uninterrupted run."""
+    check_limits_allowed()
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert minigpt(*_shard(ref, made["text"])).returncode == 0
+    shard_size = max(p.stat().st_size for p in ref.glob("*.bin"))
+    limit = shard_size + 1
+    assert (ref / "manifest.json").stat().st_size > limit
+    r = minigpt(*_shard(out, made["text"]), fsize=limit)
+    msg = one_paragraph_error(r)
+    assert "File too large" in msg and f"--out {out}" in msg, msg
+    written = {name: d for name, d in tree(out).items() if name.endswith(".bin")}
+    assert written and all(d == tree(ref)[name] for name, d in written.items())
+    assert temporaries(out) == [] and not (out / "manifest.json").exists()
+    r = minigpt(*_shard(out, made["text"]))
+    assert r.returncode == 0, r.stderr[-2000:]
+    bins = {n: d for n, d in tree(out).items() if n.endswith(".bin")}
+    assert bins == {n: d for n, d in tree(ref).items() if n.endswith(".bin")}
+    assert minigpt("shard", "--verify", out).returncode == 0

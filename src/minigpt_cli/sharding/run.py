@@ -98,9 +98,11 @@ def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
                              settings.workers, out, len(reader.inputs), len(written), funnel.read,
                              worker_kind=pool.kind))
             for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
-                for info in writer.add(tokens, split, context):
+                done = writer.add(tokens, split, context)
+                for info in done:
                     written.append(info)
                     on_event(ShardDone(info.name, info.tokens, info.documents))
+                if done:  # once the document is in: cursor and carry agree only then
                     state = _save(out, state, written, cur, funnel, reader, writer, main)
         if (last := writer.finish()) is not None:
             written.append(last)
