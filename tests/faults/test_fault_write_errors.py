@@ -211,3 +211,12 @@ def test_shard_run_past_the_file_size_limit_resumes_to_the_same_bytes(made, tmp_
     bins = {n: d for n, d in tree(out).items() if n.endswith(".bin")}
     assert bins == {n: d for n, d in tree(ref).items() if n.endswith(".bin")}
     assert minigpt("shard", "--verify", out).returncode == 0
+
+
+def test_shard_run_that_cannot_write_its_first_shard_leaves_no_folder(made, tmp_path):
+    check_limits_allowed()
+    out = tmp_path / "new" / "out"
+    r = minigpt(*_shard(out, made["text"], 1000), fsize=2000)  # a shard file is 3,024 bytes
+    msg = one_paragraph_error(r)
+    assert "File too large" in msg and f"--out {out}" in msg, msg
+    assert not (tmp_path / "new").exists()  # the folders this run made are gone again
