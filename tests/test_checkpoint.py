@@ -5,7 +5,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from minigpt_cli.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from minigpt_cli.checkpoint import config_sha256, load_checkpoint, read_checkpoint, save_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.model import GPT, preset_config
 from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
@@ -95,13 +95,45 @@ def test_wrong_format_version(char_ckpt):
 
 
 def test_config_that_does_not_match_weights(char_ckpt):
+    """A config whose shapes differ from the weights is refused by the shapes, even when its
+    hash was recomputed (or absent, as in checkpoints written before the hash)."""
     _, _, path = char_ckpt
     ck = read_checkpoint(path)
     cfg = ck.config.to_dict()
     cfg["n_embd"] = 64
-    _rewrite(path, model_config=json.dumps(cfg))
+    _rewrite(path, model_config=json.dumps(cfg), model_config_sha256=config_sha256(cfg))
     with pytest.raises(IncompatibleError, match="do not match its model config"):
         load_checkpoint(path)
+    with pytest.raises(IncompatibleError, match="do not match its model config"):
+        read_checkpoint(path, load_tensors=False)  # shapes are read without the tensors
+
+
+def test_edited_config_with_the_same_shapes_is_refused_by_its_hash(char_ckpt):
+    """n_head 4 for weights trained with 2: every shape fits, only the recorded hash tells."""
+    _, _, path = char_ckpt
+    ck = read_checkpoint(path)
+    assert ck.config.n_head == 2
+    cfg = {**ck.config.to_dict(), "n_head": 4}
+    _rewrite(path, model_config=json.dumps(cfg))
+    for load in (load_checkpoint, lambda p: read_checkpoint(p, load_tensors=False)):
+        with pytest.raises(IncompatibleError, match="n_head=4.*model_config_sha256.*edited"):
+            load(path)
+    # the same JSON spelled differently (key order, spaces) is the same config
+    _rewrite(path, model_config=json.dumps(dict(reversed(list(ck.config.to_dict().items()))),
+                                           indent=2))
+    assert load_checkpoint(path)[0].config.n_head == 2
+
+
+def test_checkpoint_written_before_the_hash_still_loads(char_ckpt):
+    _, _, path = char_ckpt
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        data = {k: f.get_tensor(k) for k in f.keys()}
+    assert meta["model_config_sha256"] == config_sha256(json.loads(meta["model_config"]))
+    del meta["model_config_sha256"]
+    save_file(data, str(path), metadata=meta)
+    model, _, ck = load_checkpoint(path)
+    assert ck.config.n_head == 2 and model.config == ck.config
 
 
 def test_gpt2_tokenizer_checkpoint(tmp_path):

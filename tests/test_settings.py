@@ -69,3 +69,72 @@ def test_environment_layer_decodes_structured_values_and_names_bad_ones(tmp_path
     assert "2 invalid settings" in msg
     assert "environment variable MINIGPT_STAGES" in msg
     assert "environment variable MINIGPT_WORKERS" in msg
+
+
+def test_unknown_top_level_keys_and_tables_suggest_the_closest_name(tmp_path):
+    """A misspelt table or top-level key is an error (it used to be ignored, exit 0), reported
+    with every other problem, each with the closest valid name."""
+    from typer.testing import CliRunner
+
+    from minigpt_cli.cli import app
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('temprature = 0.5\ndevice = "cpu"\nlr = 1e-3\n[samp]\ntop_k = 3\n'
+                   '[sample]\ntopk = 4\n[pretrain]\nmax_steps = 5\n')
+    r = CliRunner().invoke(app, ["sample", "--config", str(cfg), "--temperature", "inf"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and r.exception is None or isinstance(r.exception, SystemExit)
+    assert "4 invalid settings for `minigpt sample`" in out, out
+    assert f"{cfg} key 'temprature': no command has this setting; did you mean " \
+           "'temperature'?" in out
+    assert f"{cfg} table [samp]: no command has this table; did you mean [sample]?" in out
+    assert f"{cfg} key 'sample.topk': unknown setting; did you mean 'top_k'?" in out
+    assert "--temperature: must be a finite number (not inf or nan) (got inf)" in out
+    # lr is pretrain's, [pretrain] is another command's table: both fine for `sample`
+    assert "'lr'" not in out and "[pretrain]" not in out.split("(tables:")[0]
+
+
+def test_a_command_name_must_be_a_table(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('sample = 3\n')
+    with pytest.raises(SettingsError, match=r"key 'sample': must be a table \(\[sample\]\)"):
+        resolve(SampleSettings, "sample", {}, cfg)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_numbers_are_refused_from_every_source(value, tmp_path, monkeypatch):
+    with pytest.raises(SettingsError, match=r"--temperature: must be a finite number"):
+        resolve(SampleSettings, "sample", {"temperature": float(value)})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[sample]\ntop_p = {value}\n")
+    monkeypatch.setenv("MINIGPT_TEMPERATURE", value)
+    with pytest.raises(SettingsError) as e:
+        resolve(SampleSettings, "sample", {}, cfg)
+    assert f"{cfg} key 'sample.top_p': must be a finite number" in str(e.value)
+    assert "environment variable MINIGPT_TEMPERATURE: must be a finite number" in str(e.value)
+
+
+def test_non_finite_plugin_options_are_refused(tmp_path):
+    from minigpt_cli.stages.language import LanguageFilter
+
+    with pytest.raises(Exception, match="finite number"):
+        LanguageFilter.Options(min_score=float("nan"))
+
+
+def test_example_configs_have_no_unknown_keys_or_tables():
+    from conftest import ROOT
+
+    from minigpt_cli.settings import (
+        COMMAND_SETTINGS,
+        config_problems,
+        load_config_file,
+        settings_class,
+    )
+
+    bench_configs = {"math-goal.toml"}  # benchmarks/bench_math.py's format, not a --config
+    for path in sorted((ROOT / "examples").glob("*.toml")):
+        if path.name in bench_configs:
+            continue
+        data = load_config_file(path)
+        for command in [c for c in COMMAND_SETTINGS if c in data] or ["sample"]:
+            assert config_problems(settings_class(command), command, data, path) == [], path

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from minigpt_cli.oserrors import with_filename
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
@@ -24,8 +26,10 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             _commit(f.fileno(), tmp_path, target)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            with_filename(e, target)  # a failed write() names no file: name the target
         raise
 
 
@@ -62,28 +66,39 @@ class StreamedFile:
 
     def append(self, data) -> None:
         """Write ``data`` (bytes or a buffer) at the end."""
-        n = self._f.write(data)
-        self._f.flush()
+        try:
+            n = self._f.write(data)
+            self._f.flush()
+        except OSError as e:
+            raise with_filename(e, self.target)
         if hasattr(os, "posix_fadvise"):  # starts writeback of dirty pages without waiting
             os.posix_fadvise(self._f.fileno(), self.size, n, os.POSIX_FADV_DONTNEED)
         self.size += n
 
     def write_at(self, offset: int, data) -> None:
-        self._f.seek(offset)
-        self._f.write(data)
-        self._f.seek(0, os.SEEK_END)
+        try:
+            self._f.seek(offset)
+            self._f.write(data)
+            self._f.seek(0, os.SEEK_END)
+        except OSError as e:
+            raise with_filename(e, self.target)
 
     def commit(self) -> None:
         try:
             self._f.flush()
             _commit(self._f.fileno(), self.tmp, self.target)
-        except BaseException:
+        except BaseException as e:
             self.discard()
+            if isinstance(e, OSError):
+                with_filename(e, self.target)
             raise
         self._f.close()
 
     def discard(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()  # flushes what is buffered: may fail again on a full disk
+        except OSError:
+            pass
         self.tmp.unlink(missing_ok=True)
 
 

@@ -1,12 +1,15 @@
 """Checkpoints: one safetensors file with everything needed to rebuild the model.
 
 ``model.safetensors`` holds the weights (the tied LM head is stored once, as the token embedding)
-and string metadata: format name and version, model config, tokenizer (with its identity hash),
-step and any extra JSON the writer adds. No pickle anywhere: nothing a user hands us is unpickled.
+and string metadata: format name and version, model config, the sha256 of that config (written
+with the weights, checked on every read: metadata edited afterwards -- say n_head 4 for weights
+trained with 2, the same shapes -- is refused), tokenizer (with its identity hash), step and any
+extra JSON the writer adds. No pickle anywhere: nothing a user hands us is unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 
 import torch
 
-from minigpt_cli import __version__, atomic
+from minigpt_cli import __version__, atomic, oserrors
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.model import GPT, GPTConfig
 from minigpt_cli.tokenizer import Tokenizer, TokenizerIdentity, tokenizer_from_dict
@@ -23,6 +26,7 @@ FORMAT = "minigpt-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 TIED = "lm_head.weight"  # stored as transformer.wte.weight
+CONFIG_HASH = "model_config_sha256"  # absent from checkpoints written before it was added
 
 
 @dataclass
@@ -73,8 +77,6 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model atomically to ``path`` (a file, or a folder that gets model.safetensors)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     target = path / WEIGHTS_NAME if (path.is_dir() or not path.suffix) else path
     gpt = unwrap(model)
@@ -88,13 +90,36 @@ def save_checkpoint(
         "format_version": str(FORMAT_VERSION),
         "minigpt_version": __version__,
         "model_config": json.dumps(gpt.config.to_dict()),
+        CONFIG_HASH: config_sha256(gpt.config.to_dict()),
         "tokenizer": json.dumps({**tokenizer.to_dict(), **_id_fields(tokenizer.identity())}),
         "step": str(int(step)),
         "extra": json.dumps(extra or {}),
     }
     with atomic.atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        save_tensors(tensors, tmp, meta)
     return target
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path | str,
+                 metadata: dict[str, str] | None = None) -> None:
+    """safetensors' ``save_file``, with an I/O failure (a full disk, a size limit) raised as the
+    OSError it is, naming ``path``, rather than as a SafetensorError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        err = oserrors.from_safetensors(e, path)
+        if err is None:
+            raise
+        raise err from None
+
+
+def config_sha256(config: dict) -> str:
+    """sha256 of a model config in one canonical JSON spelling (key order and spaces aside)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _id_fields(identity: TokenizerIdentity) -> dict:
@@ -116,7 +141,9 @@ def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
     try:
         with safe_open(str(file), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()} if load_tensors else {}
+            names = f.keys()
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in names}
+            tensors = {k: f.get_tensor(k) for k in names} if load_tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise MinigptError(
             f"Checkpoint {file} is not a readable safetensors file ({e}). It may be truncated "
@@ -140,7 +167,8 @@ def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
             "it, or re-export it from there."
         )
     try:
-        config = GPTConfig.from_dict(json.loads(meta["model_config"]))
+        raw_config = json.loads(meta["model_config"])
+        config = GPTConfig.from_dict(raw_config)
         tok = json.loads(meta["tokenizer"])
         identity = TokenizerIdentity.from_dict(tok["identity"])
         step = int(meta.get("step", "0"))
@@ -152,14 +180,34 @@ def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
     problems = config.validate()
     if problems:
         raise MinigptError(f"Checkpoint {file} holds an invalid model config: {'; '.join(problems)}.")
+    recorded = meta.get(CONFIG_HASH)
+    if recorded is not None and (not isinstance(raw_config, dict)
+                                 or recorded != config_sha256(raw_config)):
+        raise IncompatibleError(
+            f"Checkpoint {file}: its model config ({_describe(config)}) is not the one its "
+            f"weights were saved with (the {CONFIG_HASH} written beside them does not match): "
+            "the metadata was edited afterwards. Weights of the same shapes can mean another "
+            "model (a different head count splits them differently), so it is not loaded. "
+            "Use the file as the run wrote it, or copy it again from there."
+        )
+    check_shapes(config, shapes, str(file))
     return Checkpoint(file, config, tok, identity, step, extra, tensors)
+
+
+def _describe(c: GPTConfig) -> str:
+    return (f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+            f"vocab={c.padded_vocab_size}, block={c.block_size}")
 
 
 def check_weights_match(config: GPTConfig, state_dict: dict[str, torch.Tensor], what: str) -> None:
     """Compare tensor names and shapes against what ``config`` builds, before loading."""
+    check_shapes(config, {k: tuple(v.shape) for k, v in state_dict.items()}, what)
+
+
+def check_shapes(config: GPTConfig, got: dict[str, tuple[int, ...]], what: str) -> None:
+    """Tensor names and shapes (read without the tensors) against what ``config`` builds."""
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items() if k != TIED}
-    got = {k: tuple(v.shape) for k, v in state_dict.items()}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
     wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
@@ -174,9 +222,7 @@ def check_weights_match(config: GPTConfig, state_dict: dict[str, torch.Tensor], 
             parts.append(f"{len(wrong)} with the wrong shape, e.g. {k} is {got[k]} "
                          f"but the config needs {expected[k]}")
         raise IncompatibleError(
-            f"The weights in {what} do not match its model config "
-            f"(n_layer={config.n_layer}, n_head={config.n_head}, n_embd={config.n_embd}, "
-            f"vocab={config.padded_vocab_size}, block={config.block_size}): "
+            f"The weights in {what} do not match its model config ({_describe(config)}): "
             + "; ".join(parts) + ". The file was edited or written by something else."
         )
 

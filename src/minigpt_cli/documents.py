@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class PluginOptions(BaseModel):
-    """Base for plugin options: unknown keys are an error, values are validated."""
+    """Base for plugin options: unknown keys are an error, values are validated (numbers must
+    be finite: an inf or nan threshold would silently keep or drop everything)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def is_blank(text: str) -> bool:

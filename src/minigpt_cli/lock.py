@@ -30,8 +30,8 @@ NAME = ".minigpt.lock"
 
 @contextlib.contextmanager
 def hold(folder: Path | str, flag: str = "--out") -> Iterator[Path]:
-    """Hold the lock of ``folder`` (created if missing; removed again on the way out if it was
-    created here and is still empty)."""
+    """Hold the lock of ``folder`` (created if missing, with its parents; those removed again on
+    the way out if they were created here and are left empty)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise MinigptError(f"{flag} {folder} exists and is not a folder.")
@@ -40,9 +40,11 @@ def hold(folder: Path | str, flag: str = "--out") -> Iterator[Path]:
         with _locked(folder / NAME, folder, flag):
             yield folder
     finally:
-        if created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if still empty: never removes what a run wrote
+        for made in created:  # deepest first; rmdir only removes an empty folder
+            try:
+                made.rmdir()
+            except OSError:
+                break
 
 
 @contextlib.contextmanager
@@ -54,15 +56,19 @@ def hold_beside(path: Path | str, flag: str = "OUT") -> Iterator[Path]:
         yield path
 
 
-def _make(folder: Path) -> bool:
-    """Create ``folder`` (and its parents); True if this call created it."""
-    if folder.is_dir():
-        return False
+def _make(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the folders this call created, deepest
+    first."""
+    missing = []
+    p = folder.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
     try:
-        folder.mkdir(parents=True)
-    except FileExistsError:
-        return False
-    return True
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file of that name: the caller's check raced with someone
+        raise MinigptError(f"{folder} exists and is not a folder.") from None
+    return missing
 
 
 @contextlib.contextmanager

@@ -5,11 +5,15 @@ Every invalid value is reported at once, each naming where it came from (the fla
 file key, or the environment variable), so a user fixes them all in one go.
 
 A TOML file may hold a table per command (``[sample]``, ``[pretrain]``, ...) and top-level keys
-that apply to every command having that setting (``device = "cpu"``).
+that apply to every command having that setting (``device = "cpu"``). A table that names no
+command, a top-level key that no command has, and an unknown key in the command's own table are
+errors that suggest the closest valid name; numbers must be finite (no inf or nan).
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import json
 import os
 import types
@@ -32,7 +36,8 @@ class Settings(BaseModel):
     pydantic-settings' BaseSettings: that package costs ~0.2 s of imports on every command's
     start, for an environment layer that is a dozen lines here.)"""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True,
+                              allow_inf_nan=False)
 
 
 class DeviceSettings(Settings):
@@ -80,6 +85,30 @@ class SampleSettings(ModelSourceSettings):
 
 S = TypeVar("S", bound=Settings)
 
+# Every command with settings, by the name of its [table] in a --config file (imported only to
+# check a config file's top-level keys).
+COMMAND_SETTINGS = {
+    "sample": "minigpt_cli.settings:SampleSettings",
+    "pretrain": "minigpt_cli.train.settings:PretrainSettings",
+    "finetune": "minigpt_cli.finetune.settings:FinetuneSettings",
+    "shard": "minigpt_cli.sharding.config:ShardSettings",
+    "make-math": "minigpt_cli.mathgen.settings:MakeMathSettings",
+    "eval": "minigpt_cli.evals.settings:EvalSettings",
+    "import-hf": "minigpt_cli.hf.settings:ImportHfSettings",
+    "export-hf": "minigpt_cli.hf.settings:ExportHfSettings",
+}
+
+
+def settings_class(command: str) -> type[Settings]:
+    module, _, name = COMMAND_SETTINGS[command].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def closest(name: str, valid, *, fmt: str = "'{}'") -> str:
+    """"; did you mean 'temperature'?" for the valid name closest to ``name`` ("" if none)."""
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {fmt.format(match[0])}?" if match else ""
+
 
 def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
@@ -102,11 +131,42 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 def _config_layer(cls: type[Settings], command: str, data: dict[str, Any]) -> dict[str, Any]:
     fields = cls.model_fields
-    layer = {k: v for k, v in data.items() if not isinstance(v, dict) and k in fields}
+    layer = {k: v for k, v in data.items() if k in fields and k not in COMMAND_SETTINGS}
     table = data.get(command)
     if isinstance(table, dict):
         layer.update(table)  # unknown keys here are reported by validation
     return layer
+
+
+def config_problems(cls: type[Settings], command: str, data: dict[str, Any],
+                    config: Path) -> list[str]:
+    """A table that is no command's and a top-level key that no command has, each with the
+    closest valid name. (Unknown keys in the command's own table are reported by validation.)"""
+    problems = []
+    fields = cls.model_fields
+    for key, value in data.items():
+        if key in COMMAND_SETTINGS or key in fields:
+            if key in COMMAND_SETTINGS and not isinstance(value, dict):
+                problems.append(f"  {config} key '{key}': must be a table ([{key}]) of that "
+                                "command's settings")
+            continue
+        if isinstance(value, dict) and not _any_command_has(key):
+            tables = ", ".join(f"[{c}]" for c in COMMAND_SETTINGS)
+            problems.append(f"  {config} table [{key}]: no command has this table"
+                            f"{closest(key, COMMAND_SETTINGS, fmt='[{}]')} (tables: {tables})")
+        elif not isinstance(value, dict) and not _any_command_has(key):
+            problems.append(f"  {config} key '{key}': no command has this setting"
+                            f"{closest(key, _all_fields())} (a top-level key applies to every "
+                            "command that has it; `minigpt COMMAND --help` lists them)")
+    return problems
+
+
+def _all_fields() -> set[str]:
+    return {f for c in COMMAND_SETTINGS for f in settings_class(c).model_fields}
+
+
+def _any_command_has(key: str) -> bool:
+    return key in _all_fields()
 
 
 def env_layer(cls: type[Settings], env: Mapping[str, str]) -> dict[str, Any]:
@@ -147,19 +207,26 @@ def resolve(
 ) -> S:
     """Build ``cls`` from flags (``None`` = not given) over a config file over the environment."""
     given = {k: v for k, v in flags.items() if v is not None}
-    file_layer = _config_layer(cls, command, load_config_file(config)) if config else {}
+    data = load_config_file(config) if config else {}
+    problems = config_problems(cls, command, data, config) if config else []
+    file_layer = _config_layer(cls, command, data)
     env = env_layer(cls, os.environ)
     try:
-        return cls(**{**env, **file_layer, **given})
+        settings = cls(**{**env, **file_layer, **given})
     except ValidationError as e:
-        raise SettingsError(_describe(e, given, file_layer, env, config, command)) from None
+        problems += _describe(cls, e, given, file_layer, env, config, command)
+    if problems:
+        n = len(problems)
+        raise SettingsError(f"{n} invalid setting{'s' if n > 1 else ''} for `minigpt "
+                            f"{command}`:\n" + "\n".join(problems))
+    return settings
 
 
 class SettingsError(MinigptError):
     pass
 
 
-def _describe(err: ValidationError, given, file_layer, env, config, command) -> str:
+def _describe(cls, err: ValidationError, given, file_layer, env, config, command) -> list[str]:
     lines = []
     for e in err.errors():
         field = str(e["loc"][0]) if e["loc"] else ""
@@ -176,13 +243,14 @@ def _describe(err: ValidationError, given, file_layer, env, config, command) -> 
             where = flag_name(field)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown setting (check the spelling; `--help` lists the settings)"
+            msg = ("unknown setting" + closest(field, cls.model_fields)
+                   + " (`minigpt " + command + " --help` lists the settings)")
+        elif e["type"] == "finite_number":
+            msg = "must be a finite number (not inf or nan)"
         got = "" if e["type"] in ("extra_forbidden", "missing") or not field else \
             f" (got {e.get('input')!r})"
         lines.append(f"  {where}: {msg}{got}")
-    n = len(lines)
-    head = f"{n} invalid setting{'s' if n > 1 else ''} for `minigpt {command}`:"
-    return head + "\n" + "\n".join(lines)
+    return lines
 
 
 def _in_table(config: Path | None, command: str, field: str) -> bool:

@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from minigpt_cli.commands.render import err_console
+from minigpt_cli.sharding.inputs import empty_inputs, summary
 
 console = Console(highlight=False)
-
-PROBLEM_KEYS = ("invalid_utf8", "bad_records", "missing_text", "truncated", "unreadable",
-                "errors", "error")
 
 
 def _si(x: float) -> str:
@@ -115,7 +114,10 @@ def finished(e) -> None:
     console.print(funnel_table(m))
     problems = input_problems(m)
     if problems:
-        console.print("[yellow]input problems (counted, reading went on):[/yellow] " + problems)
+        console.print("[yellow]input problems (counted, reading went on):[/yellow] "
+                      + escape(problems))
+    for line in empty_inputs([p for s in m["sources"] for p in s.get("provenance", [])]):
+        err_console.print(f"[yellow]warning:[/yellow] {escape(line)}")
     t = m["totals"]
     rate = f" in {_duration(e.elapsed)} ({_si(t['tokens'] / max(e.elapsed, 1e-6))} tok/s)" \
         if e.elapsed else ""
@@ -139,14 +141,8 @@ def funnel_table(m: dict[str, Any]) -> Table:
 
 
 def input_problems(m: dict[str, Any]) -> str:
-    counts: dict[str, int] = {}
-    for source in m["sources"]:
-        for p in source.get("provenance", []):
-            for key in PROBLEM_KEYS:
-                if p.get(key):
-                    counts[key] = counts.get(key, 0) + (p[key] if isinstance(p[key], int) and
-                                                        not isinstance(p[key], bool) else 1)
-    return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
+    """Each kind of problem with its count and the inputs that had it."""
+    return summary([p for source in m["sources"] for p in source.get("provenance", [])])
 
 
 def shard_check_line(check) -> None:

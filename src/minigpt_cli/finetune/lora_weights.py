@@ -37,11 +37,10 @@ class LoraWeights:
         return merged(model)
 
     def write_extra(self, model: torch.nn.Module, folder: Path) -> None:
-        from safetensors.torch import save_file
+        from minigpt_cli.checkpoint import save_tensors
 
         with atomic.atomic_path(folder / self.FILE) as tmp:
-            save_file(adapter_state(model), str(tmp),
-                      metadata={"lora": json.dumps(self.meta)})
+            save_tensors(adapter_state(model), tmp, {"lora": json.dumps(self.meta)})
 
     def restore(self, model: torch.nn.Module, folder: Path) -> None:
         from safetensors import SafetensorError

@@ -15,11 +15,12 @@ import torch
 
 from minigpt_cli import lock
 from minigpt_cli.atomic import current_umask, fsync_path
-from minigpt_cli.checkpoint import unwrap
+from minigpt_cli.checkpoint import save_tensors, unwrap
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.hf.read import CONFIG_NAME, CONV1D, WEIGHTS_NAME
 from minigpt_cli.hf.tokenizer_files import write_hf_tokenizer
 from minigpt_cli.model import GPTConfig
+from minigpt_cli.oserrors import with_filename
 from minigpt_cli.tokenizer import Tokenizer
 
 
@@ -85,8 +86,6 @@ def export_hf(model: torch.nn.Module, out_dir: Path | str, tokenizer: Tokenizer,
     The folder is built beside ``out_dir`` and renamed into place: a failure leaves nothing
     half-written, and an existing non-empty folder is replaced only with ``force``.
     """
-    from safetensors.torch import save_file
-
     gpt = unwrap(model)
     if tokenizer.vocab_size > gpt.config.vocab_size:
         raise IncompatibleError(
@@ -97,7 +96,7 @@ def export_hf(model: torch.nn.Module, out_dir: Path | str, tokenizer: Tokenizer,
     config = hf_config(gpt.config, tokenizer, gpt.transformer.wte.weight.dtype)
 
     def fill(tmp: Path) -> None:
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_tensors(tensors, tmp / WEIGHTS_NAME, {"format": "pt"})
         _write_json(tmp / CONFIG_NAME, config)
         for name, data in write_hf_tokenizer(tokenizer, gpt.config.block_size).items():
             (tmp / name).write_bytes(data)
@@ -143,7 +142,9 @@ def _write_folder(out: Path, fill: Callable[[Path], None], force: bool) -> Path:
             os.replace(out, old)  # old is empty, so the rename may replace it
         os.replace(tmp, out)
         fsync_path(out.parent)
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, OSError):
+            with_filename(e, out)  # a failed write() names no file
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not out.exists():
             os.replace(old, out)  # put back what was there

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt_cli import __version__, atomic, lock
+from minigpt_cli import __version__, atomic, capacity, lock
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.mathgen import budget
 from minigpt_cli.mathgen.formats import max_line_chars
-from minigpt_cli.mathgen.plan import Plan, check_block_size, make_plan
+from minigpt_cli.mathgen.plan import Plan, SettingsProblem, check_block_size, make_plan
 from minigpt_cli.mathgen.problems import ANSWER_MARK
 from minigpt_cli.mathgen.records import Chunk, Rendered, render
 from minigpt_cli.mathgen.settings import MakeMathSettings
@@ -32,6 +33,7 @@ from minigpt_cli.settings import dump
 CHUNK = 10_000  # lines per worker task
 IN_PROCESS_BELOW = 40_000  # small runs skip the worker pool (its start costs more than it saves)
 FILES = {"train": "train.jsonl", "test": "test.jsonl"}
+BIG = 1 << 30  # a run estimated above this many bytes (memory or disk) says so first
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,11 @@ Event = Planned | Progress | Written
 
 def make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None = None) -> dict:
     """Generate, check and write the data set; returns the meta.json contents. --out is
-    locked while it is written (lock.py)."""
+    locked while it is written (lock.py), and a folder the run made is removed again if the
+    run fails and leaves it empty."""
     check_block_size(s.op_specs(), s.format, s.block_size)
+    if s.out.exists() and not s.out.is_dir():
+        raise MinigptError(f"--out {s.out} is a file; give a folder to write the data set into.")
     with lock.hold(s.out):
         return _make_math(s, on_event)
 
@@ -72,38 +77,41 @@ def _make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None) ->
     emit = on_event or (lambda e: None)
     t0 = time.perf_counter()
     specs = s.op_specs()
-    check_block_size(specs, s.format, s.block_size)
-    if s.out.exists() and not s.out.is_dir():
-        raise MinigptError(f"--out {s.out} is a file; give a folder to write the data set into.")
+    asked = s.n + s.n_test * len(specs)
+    footprint = budget.estimate(specs, s.n, s.n_test, s.balance, s.format, s.spaced,
+                                _workers(s.workers, asked))
+    carry_draws = s.balance == "carries" and any(x.op in "+-" for x in specs)
+    if (why := budget.refusal(footprint, s.n, s.ops, s.out, carry_draws)) is not None:
+        raise SettingsProblem(why)
     plan = make_plan(specs, s.n, s.n_test, s.balance, s.seed)
     rng = np.random.default_rng([s.seed, 1])  # line order; separate from the problem draw
     workers = _workers(s.workers, plan.count("train") + plan.count("test"))
-    emit(Planned(plan.count("train"), plan.count("test"), workers, tuple(plan.notes)))
+    notes = tuple(plan.notes)
+    if max(footprint.memory, footprint.disk) > BIG:
+        notes += ((f"estimated at up to {capacity.size(footprint.memory)} of memory and "
+                   f"{capacity.size(footprint.disk)} of disk"),)
+    emit(Planned(plan.count("train"), plan.count("test"), workers, notes))
     total = plan.count("train") + plan.count("test")
     longest: dict[tuple[str, int, int], int] = {}
     chars: set[str] = set()
     hashes = {split: hashlib.sha256() for split in FILES}
     done = 0
-    try:
-        s.out.mkdir(parents=True, exist_ok=True)
-        with ExitStack() as stack:
-            handles = {split: stack.enter_context(
-                           open(stack.enter_context(atomic.atomic_path(s.out / name)), "wb"))
-                       for split, name in FILES.items()}
-            for r in _rendered(_chunks(plan, rng, s), workers):
-                data = r.text.encode("ascii")
-                handles[r.split].write(data)
-                hashes[r.split].update(data)
-                for cell, m in r.max_tokens.items():
-                    longest[cell] = max(longest.get(cell, 0), m)
-                chars |= r.chars
-                done += r.count
-                emit(Progress(done, total))
-        meta = _meta(s, plan, longest, chars, hashes, time.perf_counter() - t0)
-        atomic.write_json(s.out / "settings.json", dump(s))
-        atomic.write_json(s.out / "meta.json", meta)
-    except OSError as e:
-        raise MinigptError(f"Cannot write the data set into --out {s.out}: {e}.") from None
+    with ExitStack() as stack:
+        handles = {split: stack.enter_context(
+                       open(stack.enter_context(atomic.atomic_path(s.out / name)), "wb"))
+                   for split, name in FILES.items()}
+        for r in _rendered(_chunks(plan, rng, s), workers):
+            data = r.text.encode("ascii")
+            handles[r.split].write(data)
+            hashes[r.split].update(data)
+            for cell, m in r.max_tokens.items():
+                longest[cell] = max(longest.get(cell, 0), m)
+            chars |= r.chars
+            done += r.count
+            emit(Progress(done, total))
+    meta = _meta(s, plan, longest, chars, hashes, time.perf_counter() - t0)
+    atomic.write_json(s.out / "settings.json", dump(s))
+    atomic.write_json(s.out / "meta.json", meta)
     emit(Written(s.out, plan.count("train"), plan.count("test"), meta["seconds"], meta))
     return meta
 
@@ -115,21 +123,27 @@ def _workers(asked: int, lines: int) -> int:
 
 
 def _chunks(plan: Plan, rng: np.random.Generator, s: MakeMathSettings) -> Iterator[Chunk]:
+    """The lines of each split in a random order, ``CHUNK`` at a time. The order is one
+    permutation over the operations' draws laid end to end; each chunk gathers its problems
+    from the draws directly (no concatenated copy of every split's arrays)."""
+    names = [p.spec.op for p in plan.ops]
     for split in FILES:
         parts = [getattr(p, split) for p in plan.ops]
-        ops = np.concatenate([np.full(len(d.a), i) for i, d in enumerate(parts)])
-        a = np.concatenate([d.a for d in parts])
-        b = np.concatenate([d.b for d in parts])
-        cell = np.concatenate([d.cell for d in parts])
-        carries = np.concatenate([d.carries for d in parts])
-        order = rng.permutation(len(a))  # mix operations and lengths through the file
-        names = [p.spec.op for p in plan.ops]
+        starts = np.cumsum([0] + [len(d.a) for d in parts])  # (ops + 1,)
+        order = rng.permutation(int(starts[-1]))  # mix operations and lengths through the file
         for lo in range(0, len(order), CHUNK):
             idx = order[lo:lo + CHUNK]
-            o, c = ops[idx].tolist(), cell[idx].tolist()
+            which = np.searchsorted(starts, idx, side="right") - 1  # the op of each line
+            local = idx - starts[which]
+            a, b, cell, carries = (np.empty(len(idx), np.int64) for _ in range(4))
+            for i in np.unique(which).tolist():
+                at = which == i
+                d, j = parts[i], local[at]
+                a[at], b[at], cell[at], carries[at] = d.a[j], d.b[j], d.cell[j], d.carries[j]
+            o, c = which.tolist(), cell.tolist()
             cells = [plan.ops[i].cells[j] for i, j in zip(o, c)]
-            yield Chunk(split, [names[i] for i in o], a[idx].tolist(), b[idx].tolist(),
-                        [x for x, _ in cells], [y for _, y in cells], carries[idx].tolist(),
+            yield Chunk(split, [names[i] for i in o], a.tolist(), b.tolist(),
+                        [x for x, _ in cells], [y for _, y in cells], carries.tolist(),
                         s.format, s.spaced)
 
 

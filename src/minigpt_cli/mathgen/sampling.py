@@ -25,6 +25,7 @@ BASE = np.int64(10**9)  # a problem's id is a * BASE + b (operands have at most 
 ENUMERATE_LIMIT = 2_000_000
 MAX_TEST_SHARE = 0.5  # of a cell's keys, so training always keeps the other half
 BALANCES = ("carries", "lengths", "none")
+CARRY_BLOCK = 1 << 18  # problems per block of carry_counts
 
 
 def cell_size(op: str, la: int, lb: int) -> int:
@@ -48,19 +49,23 @@ def key_ids(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def carry_counts(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Carries of a + b, or borrows of max(a, b) - min(a, b), per problem."""
-    if op == "-":
-        a, b = np.maximum(a, b), np.minimum(a, b)
-    count = np.zeros(a.shape, np.int64)
-    flag = np.zeros(a.shape, np.int64)
-    place = 1
+    """Carries of a + b, or borrows of max(a, b) - min(a, b), per problem (int8). Computed
+    ``CARRY_BLOCK`` problems at a time: the digit temporaries stay small however many there
+    are (a few million candidates would otherwise take gigabytes)."""
+    count = np.zeros(a.shape, np.int8)
     top = int(max(a.max(initial=0), b.max(initial=0)))
-    while place <= top:
-        da, db = (a // place) % 10, (b // place) % 10
-        flag = (da + db + flag >= 10) if op == "+" else (da - db - flag < 0)
-        flag = flag.astype(np.int64)
-        count += flag
-        place *= 10
+    for lo in range(0, len(a), CARRY_BLOCK):
+        x, y = a[lo:lo + CARRY_BLOCK], b[lo:lo + CARRY_BLOCK]
+        if op == "-":
+            x, y = np.maximum(x, y), np.minimum(x, y)
+        out = count[lo:lo + CARRY_BLOCK]
+        flag = np.zeros(x.shape, np.int8)
+        place = 1
+        while place <= top:
+            dx, dy = (x // place) % 10, (y // place) % 10
+            flag = ((dx + dy + flag >= 10) if op == "+" else (dx - dy - flag < 0)).astype(np.int8)
+            out += flag
+            place *= 10
     return count
 
 
@@ -149,14 +154,17 @@ def _candidates(rng, op, a, b, exclude, dedupe, by_key=True):
 
 def _stratified(op, a, b, k, balance):
     """The first ``k`` candidates, spread evenly over carry counts when balancing carries."""
-    carries = carry_counts(op, a, b) if op in "+-" else np.full(len(a), -1, np.int64)
-    if balance != "carries" or op not in "+-":
-        return a[:k], b[:k], carries[:k]
+    if op not in "+-":
+        return a[:k], b[:k], np.full(min(k, len(a)), -1, np.int64)
+    if balance != "carries":
+        a, b = a[:k], b[:k]
+        return a, b, carry_counts(op, a, b).astype(np.int64)
+    carries = carry_counts(op, a, b)
     counts = np.bincount(carries)
     quota = allocate(k, counts.tolist())
     picks = [np.flatnonzero(carries == s)[:q] for s, q in enumerate(quota) if q]
     sel = np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
-    return a[sel], b[sel], carries[sel]
+    return a[sel], b[sel], carries[sel].astype(np.int64)
 
 
 def draw_split(rng, op: str, cells: list[tuple[int, int]], quotas: list[int],

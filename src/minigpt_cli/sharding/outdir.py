@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,37 @@ def _same_bytes(path: Path, sha256: str) -> bool:
         return shards.file_sha256(path) == sha256
     except OSError:
         return False
+
+
+class Created:
+    """What a run makes in ``out``, noted before it starts, so that a run that fails before
+    finishing a shard removes it again: the folder (and parents) if the run made it, else only
+    the entries it added. Never touches what was there before, nor an unfinished run's folder
+    (resumable), nor one where this run finished shards (run the command again to resume)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.missing: list[Path] = []  # out and its ancestors that do not exist yet, deepest first
+        p = out.absolute()
+        while not p.exists() and p != p.parent:
+            self.missing.append(p)
+            p = p.parent
+        self.before = set(os.listdir(out)) if out.is_dir() else set()
+        self.resuming = checkpoint.folder(out).exists()
+
+    def remove_after_failure(self) -> None:
+        if self.resuming or not self.out.is_dir():
+            return
+        if any(name not in self.before for name in shard_files(self.out)):
+            return  # finished shards: the resume state beside them lets a re-run go on
+        for name in set(os.listdir(self.out)) - self.before:
+            path = self.out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for p in self.missing:
+            try:
+                p.rmdir()  # only when empty
+            except OSError:
+                return

@@ -19,7 +19,7 @@ import numpy as np
 
 from minigpt_cli import lock
 from minigpt_cli.errors import MinigptError
-from minigpt_cli.sharding import charvocab, checkpoint, forkserver, manifest, outdir
+from minigpt_cli.sharding import charvocab, checkpoint, forkserver, inputs, manifest, outdir
 from minigpt_cli.sharding.chain import build_source, build_stage, is_stateless, resolved_options
 from minigpt_cli.sharding.config import ShardSettings, StageSpec
 from minigpt_cli.sharding.events import (
@@ -46,9 +46,16 @@ BYTES_SECONDS = 2.0
 
 def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
     """Shard ``settings.source`` into ``settings.out``; returns the manifest. The folder is
-    locked for the whole run: a second writer fails at once (lock.py)."""
+    locked for the whole run: a second writer fails at once (lock.py). A run that fails before
+    finishing a shard removes what it created (outdir.Created; the lock removes the folder
+    itself if it made it and it is left empty)."""
     with lock.hold(settings.out):
-        return _run(settings, on_event)
+        created = outdir.Created(settings.out)
+        try:
+            return _run(settings, on_event)
+        except Exception:
+            created.remove_after_failure()
+            raise
 
 
 def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
@@ -104,9 +111,11 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
                              settings.workers, out, len(reader.inputs), len(written), funnel.read,
                              worker_kind=pool.kind))
             for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
-                for info in writer.add(tokens, split, context):
+                done = writer.add(tokens, split, context)
+                for info in done:
                     written.append(info)
                     on_event(ShardDone(info.name, info.tokens, info.documents))
+                if done:  # once the document is in: cursor and carry agree only then
                     state = _save(out, state, written, cur, funnel, reader, writer, main)
         if (last := writer.finish()) is not None:
             written.append(last)
@@ -117,7 +126,8 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
     ticker.tick(None, force=True)
     if funnel.kept == 0:
         checkpoint.remove(out)
-        raise MinigptError(no_documents_message(settings.source, funnel))
+        raise MinigptError(no_documents_message(settings.source, funnel,
+                                                reader.provenance(state.provenance)))
     warnings = []
     if len(written) == 1 and part.count == 1:
         warnings.append(f"Only one shard ({written[0].name}, {written[0].tokens} tokens) was "
@@ -225,7 +235,7 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
         for _, found, _, _ in kept_documents(reader, Cursor(), pool, main, ticker):
             chars.update(found)  # type: ignore[arg-type]
     if not chars:
-        raise MinigptError(no_documents_message(settings.source, funnel))
+        raise MinigptError(no_documents_message(settings.source, funnel, reader.provenance([])))
     return charvocab.from_charsets({"".join(chars)})
 
 
@@ -279,10 +289,9 @@ def _save(out: Path, state, written, cursor: Cursor, funnel: Funnel, reader: Rea
     return checkpoint.save(out, state, blob)
 
 
-def no_documents_message(source: str, funnel: Funnel) -> str:
+def no_documents_message(source: str, funnel: Funnel, provenance: list[dict[str, Any]]) -> str:
     if funnel.read == 0:
-        return (f"The {source} source yielded no documents: its inputs are empty or hold no "
-                "text (see the inputs above). Nothing was written.")
+        return inputs.no_documents_message(source, provenance)
     drops = "; ".join(f"{r.name} dropped {r.dropped_total}"
                       f" ({', '.join(f'{k}: {v}' for k, v in r.dropped.items())})"
                       for r in funnel.rows if r.dropped_total)

@@ -10,18 +10,18 @@ counted and reported, and reading goes on with the next record or file.
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from minigpt_cli.documents import Document, PluginOptions, is_blank
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.sources.textfile import binary_reason, decode, read_lines, read_whole
 
 GLOB_CHARS = set("*?[")
 
@@ -59,35 +59,6 @@ def expand_inputs(patterns: list[str], suffixes: list[str], what: str) -> list[s
     return list(found)
 
 
-def open_binary(path: str) -> BinaryIO:
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # type: ignore
-
-
-def decode(raw: bytes, prov: dict[str, Any], errors: str, codec: str = "utf-8") -> str | None:
-    """UTF-8 text of ``raw``; invalid bytes are counted, then replaced, skipped or refused."""
-    try:
-        return raw.decode(codec)
-    except UnicodeDecodeError as e:
-        prov["invalid_utf8"] = prov.get("invalid_utf8", 0) + 1
-        if errors == "strict":
-            raise MinigptError(
-                f"{prov['input']} holds bytes that are not UTF-8 ({e.reason} at byte "
-                f"{e.start}). Convert it to UTF-8, or set the option encoding_errors=replace."
-            ) from None
-        return raw.decode(codec, errors="replace") if errors == "replace" else None
-
-
-def read_lines(path: str, prov: dict[str, Any]) -> Iterator[bytes]:
-    """Raw lines of a (possibly gzipped) file; a truncated gzip stream ends it, counted."""
-    try:
-        with open_binary(path) as f:
-            for raw in f:
-                prov["bytes"] = prov.get("bytes", 0) + len(raw)
-                yield raw
-    except (EOFError, gzip.BadGzipFile, OSError) as e:
-        prov["truncated"] = f"{type(e).__name__}: {e}"
-
-
 class FilesOptions(PluginOptions):
     inputs: list[str] = Field(default_factory=list,
                               description="Files, directories or glob patterns to read.")
@@ -117,8 +88,15 @@ class FileSource:
         for path in self._inputs:
             yield from self.documents_from(path)
 
+    def sniff(self, input: str) -> bool:
+        """Whether to check that ``input`` is text (not a binary format, not a remote name)."""
+        return not input.endswith(".parquet") and os.path.isfile(input)
+
     def documents_from(self, input: str) -> Iterator[Document]:
         prov = self._provenance[input] = {"input": input, "documents": 0, "bytes": 0}
+        if self.sniff(input) and (why := binary_reason(input)) is not None:
+            prov["binary"] = why  # skipped; the CLI warns, naming the file
+            return
         for doc in self._read(input, prov):
             prov["documents"] += 1
             yield doc
@@ -161,8 +139,7 @@ class TextSource(FileSource):
     def _read(self, path: str, prov: dict[str, Any]) -> Iterator[Document]:
         o = self.options
         if o.split == "file":
-            with open_binary(path) as f:
-                raw = f.read()
+            raw = read_whole(path, prov)
             prov["bytes"] = len(raw)
             if b"\r" in raw:  # CRLF -> LF on bytes: several times faster than on str, same text
                 raw = raw.replace(b"\r\n", b"\n")

@@ -96,16 +96,20 @@ def read_wet(
     stream = gzip.GzipFile(fileobj=buffered, mode="rb") if head == GZIP_MAGIC else buffered
     records = _QuietArchiveIterator(stream)
     conversions = 0
+    kinds: dict[str, int] = {}
     try:
         for record in records:
             stats.records += 1
             if record.rec_type != "conversion":
+                kinds[record.rec_type] = kinds.get(record.rec_type, 0) + 1
                 continue
             conversions += 1
             doc = _document(record, records, stats, invalid_utf8)
             if doc is not None:
                 stats.documents += 1
                 yield doc
+        if stream is not buffered:
+            stream.read(1)  # warcio stops quietly at a gzip stream cut before its first record
     except EOFError:
         stats.error(
             f"{stats.input} is truncated: the gzip data ends mid-record after {stats.bytes:,} "
@@ -134,10 +138,25 @@ def read_wet(
     except (OSError, http.client.HTTPException) as e:
         stats.error(f"{stats.input}: read error after {stats.bytes:,} bytes: {e!r}.")
     if stats.records and not conversions:
-        stats.error(
-            f"{stats.input} holds {stats.records} WARC records but no 'conversion' "
-            "records: is it a WARC or WAT file rather than WET (*.warc.wet.gz)?"
-        )
+        stats.error(not_wet(stats.input, stats.records, kinds))
+
+
+def not_wet(name: str, records: int, kinds: dict[str, int]) -> str:
+    """What a WARC stream without 'conversion' records is, and which file to use instead."""
+    http = sum(kinds.get(k, 0) for k in ("response", "request", "revisit", "resource"))
+    if http:
+        return (f"{name} is a WARC file of crawled pages ({kinds.get('response', 0)} HTTP "
+                "response records holding raw HTML), not a WET file: the commoncrawl source "
+                "reads the text Common Crawl already extracted into WET files ('conversion' "
+                "records) and does not extract text from HTML. Use the matching WET file: the "
+                "same path with /warc/ -> /wet/ and .warc.gz -> .warc.wet.gz.")
+    if kinds.get("metadata"):
+        return (f"{name} is a WAT file ({kinds['metadata']} 'metadata' records of JSON about "
+                "pages), not a WET file: it holds no page text. Use the matching WET file: the "
+                "same path with /wat/ -> /wet/ and .warc.wat.gz -> .warc.wet.gz.")
+    shown = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none readable"
+    return (f"{name} holds {records} WARC records ({shown}) but no 'conversion' records, so "
+            "no page text: the commoncrawl source reads WET files (*.warc.wet.gz).")
 
 
 def _document(

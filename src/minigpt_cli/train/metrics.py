@@ -12,6 +12,7 @@ from pathlib import Path
 
 from minigpt_cli import atomic
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.oserrors import with_filename
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -51,7 +52,10 @@ class MetricsLog:
         self.write(rec)
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        try:
+            self._file.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk: name the file (the CLI says what to do)
+            raise with_filename(e, self.path)
         if self._tb is not None:
             step = record["step"]
             for k, v in record.items():
@@ -59,7 +63,10 @@ class MetricsLog:
                     self._tb.add_scalar(k, v, step)
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a line that could not be flushed was already reported by write()
         if self._tb is not None:
             self._tb.close()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from minigpt_cli import atomic
-from minigpt_cli.checkpoint import WEIGHTS_NAME, save_checkpoint
+from minigpt_cli.checkpoint import WEIGHTS_NAME, save_checkpoint, save_tensors
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.train.state import TrainerState
 
@@ -66,7 +66,7 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
     try:
         save_checkpoint(tmp, model, tokenizer, step, extra)
         with atomic.atomic_path(tmp / OPTIMIZER_NAME) as t:
-            save_file(optimizer_tensors, str(t), metadata=optimizer_meta)
+            save_tensors(optimizer_tensors, t, optimizer_meta)
         if before_state is not None:
             before_state()
         atomic.write_json(tmp / STATE_NAME, state.to_dict())
