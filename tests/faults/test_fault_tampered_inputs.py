@@ -50,3 +50,29 @@ def test_a_manifest_that_lies_about_a_count_is_refused(tmp_path):
     r = _pretrain(data, run)
     assert r.exit_code != 0
     assert "but manifest.json says" in _flat(r.output) and not run.exists()
+
+
+def test_checkpoint_metadata_edited_to_another_config_is_refused_on_resume_and_sample(tmp_path):
+    """n_head 4 written over a checkpoint trained with 4 -> 2 heads: every shape still fits;
+    the model-config hash saved beside the weights tells, before anything is used."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    data = char_shards(tmp_path / "data")
+    run = tmp_path / "run"
+    assert _pretrain(data, run).exit_code == 0
+    weights = run / "step_000002" / "model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    cfg = json.loads(meta["model_config"])
+    cfg["n_head"] = 2 if cfg["n_head"] != 2 else 4
+    save_file(tensors, str(weights), metadata={**meta, "model_config": json.dumps(cfg)})
+    before = sorted(p.name for p in run.iterdir())
+    r = CliRunner().invoke(app, ["pretrain", "--data", str(data), "--out", str(run), *TINY,
+                                 "--max-steps", "4", "--eval-every", "0", "--sample-every", "0",
+                                 "--resume", "auto"])
+    assert r.exit_code != 0 and "edited" in _flat(r.output) and "Traceback" not in r.output
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing written
+    r = CliRunner().invoke(app, ["sample", "-c", str(weights), "--prompt", "a",
+                                 "--max-new-tokens", "3"])
+    assert r.exit_code != 0 and "edited" in _flat(r.output)
