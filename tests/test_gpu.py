@@ -180,20 +180,23 @@ def test_kv_cache_greedy_tokens_match_the_cpu(dev, exact_fp32):
 
 def test_checkpoint_written_on_the_gpu_loads_and_resumes_on_the_cpu(dev, tmp_path, exact_fp32):
     run = tmp_path / "run"
-    trainer, losses = train(dev, torch.float32, run, 4, checkpoint_every=3)
+    trainer, losses = train(dev, torch.float32, run, 5, checkpoint_every=3)
     trained = {k: v.detach().cpu() for k, v in trainer.raw.state_dict().items()}
-    on_cpu = load_checkpoint(run / "step_000004")[0]
+    on_cpu = load_checkpoint(run / "step_000005")[0]
     for k, v in on_cpu.state_dict().items():
         assert torch.equal(v, trained[k]), k  # bit for bit
     back = copy.deepcopy(on_cpu).to(dev)  # and back: onto the device, written again from there
-    save_checkpoint(tmp_path / "again.safetensors", back, TOK, step=4)
+    save_checkpoint(tmp_path / "again.safetensors", back, TOK, step=5)
     again = load_checkpoint(tmp_path / "again.safetensors")[0].state_dict()
     assert all(torch.equal(again[k], v) for k, v in on_cpu.state_dict().items())
-    # the step-3 checkpoint (optimizer state, data position) resumed on the CPU takes the same
-    # step 4 as the device did
-    _, resumed = train(torch.device("cpu"), torch.float32, run, 4, resume=run / "step_000003")
-    assert len(resumed) == 1
-    assert abs(resumed[0] - losses[3]) < FP32_TOL * losses[3], (resumed, losses)
+    # the step-3 checkpoint (weights, fused AdamW's moments, data position) resumed on the CPU,
+    # and on the device again, takes the same steps 4 and 5 as the device did (step 5's loss
+    # follows step 4's update, made with the restored moments)
+    for where in (torch.device("cpu"), dev):
+        _, resumed = train(where, torch.float32, run, 5, resume=run / "step_000003")
+        assert len(resumed) == 2, where
+        for got, want in zip(resumed, losses[3:]):
+            assert abs(got - want) < FP32_TOL * want, (where, resumed, losses)
 
 
 def test_micro_batch_auto_picks_the_largest_size_under_a_memory_cap(dev, tmp_path):
