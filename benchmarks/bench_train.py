@@ -3,6 +3,7 @@ measured in the same run.
 
     python benchmarks/bench_train.py                 # everything (gpt2 takes many minutes on a CPU)
     python benchmarks/bench_train.py --skip-gpt2     # baby shape, loader, memory only
+    python benchmarks/bench_train.py --device cuda --compile   # the GPU figure (train_device.py)
 
 MFU = FLOPs per token x tokens/s / peak, with FLOPs per token = 6 x (every matmul weight, the
 tied output layer included) + 12 x n_layer x seq_len x n_embd, and the peak measured here: the
@@ -65,8 +66,10 @@ def peaks() -> dict[str, float]:
 
 
 def trainer_run(preset, ids, vocab, micro, seq, accum, steps, dtype, compile=False,
-                checkpointing=False):
-    """Median seconds per optimizer step of the real Trainer (warm-up steps dropped)."""
+                checkpointing=False, device="cpu", times=None, wrap_step=None):
+    """Median seconds per optimizer step of the real Trainer (warm-up steps dropped).
+    ``times``: a list that receives every step's seconds; ``wrap_step(trainer)``: called with
+    the built trainer before it runs (train_device.py profiles a step through it)."""
     from minigpt_cli.model import GPT, preset_config
     from minigpt_cli.tokenizer import CharTokenizer
     from minigpt_cli.train import distributed as D
@@ -76,11 +79,11 @@ def trainer_run(preset, ids, vocab, micro, seq, accum, steps, dtype, compile=Fal
     from minigpt_cli.train.settings import TrainSettings
 
     s = TrainSettings(max_steps=steps, eval_every=0, sample_every=0, checkpoint_every=0,
-                      device="cpu", dtype="float32", peak_flops=1e12, compile=compile,
+                      device=device, dtype="float32", peak_flops=1e12, compile=compile,
                       activation_checkpointing=checkpointing, lr=1e-3)
     torch.manual_seed(0)
     model = GPT(preset_config(preset, vocab_size=vocab, pad_vocab_to=64 if vocab > 1024 else 1))
-    times = []
+    times = [] if times is None else times
 
     def listen(e):
         if isinstance(e, E.StepEvent):
@@ -88,8 +91,12 @@ def trainer_run(preset, ids, vocab, micro, seq, accum, steps, dtype, compile=Fal
 
     with tempfile.TemporaryDirectory() as tmp:
         tok = CharTokenizer([chr(32 + i) for i in range(min(vocab - 1, 60000))])
-        spec = RunSpec(Path(tmp), tok, micro, seq, accum, D.Dist(), dtype)
-        Trainer(model, WindowStream([ids], None, seq, seed=0), None, s, spec, listen).run()
+        spec = RunSpec(Path(tmp), tok, micro, seq, accum, D.Dist(device=torch.device(device)),
+                       dtype)
+        trainer = Trainer(model, WindowStream([ids], None, seq, seed=0), None, s, spec, listen)
+        if wrap_step is not None:
+            wrap_step(trainer)
+        trainer.run()
     warm = max(1, len(times) // 5)
     return statistics.median(times[warm:])
 
@@ -236,10 +243,17 @@ def main() -> None:
     ap.add_argument("--baby-steps", type=int, default=150)
     ap.add_argument("--max-step-minutes", type=float, default=15.0,
                     help="skip a gpt2 dtype whose step would take longer at its matmul peak")
-    ap.add_argument("--compile", action="store_true", help="also time the baby shape compiled")
+    ap.add_argument("--compile", action="store_true", help="also time the baby shape compiled; "
+                    "the device section: torch.compile both models")
     ap.add_argument("--no-layouts", dest="layouts", action="store_false",
                     help="skip the baby shape through the CLI on 1 or 2 processes")
+    import train_device  # benchmarks/train_device.py: the GPU (or --gpt2-only) section
+
+    train_device.add_arguments(ap)
     args = ap.parse_args()
+    if args.device != "cpu" or args.gpt2_only:
+        train_device.main(args)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {_load()} (other work on "
           "the machine slows every figure; compare the ratios)")

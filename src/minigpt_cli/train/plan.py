@@ -63,8 +63,8 @@ def available_memory(device: torch.device) -> int:
 def auto_micro_batch(config: GPTConfig, state: int, tokens_per_step: int | None, seq_len: int,
                      world: int, device: torch.device, dtype: torch.dtype,
                      checkpointing: bool) -> int:
-    """The largest micro-batch that fits (keeping tokens per step exact): on CUDA by trying a
-    real forward and backward pass, elsewhere by the estimate against available memory (a CPU
+    """The largest micro-batch that fits (keeping tokens per step exact): on CUDA by trying two
+    real training steps, elsewhere by the estimate against available memory (a CPU
     gains nothing from batches past a few dozen sequences, so those stop at 32)."""
     cands = micro_batch_candidates(tokens_per_step, seq_len, world,
                                    cap=512 if device.type == "cuda" else 32)
@@ -81,24 +81,31 @@ def auto_micro_batch(config: GPTConfig, state: int, tokens_per_step: int | None,
 
 
 def _fits_cuda(config, b, seq_len, device, dtype, checkpointing) -> bool:
-    model = None
     try:
         torch.cuda.empty_cache()
-        model = GPT(config).to(device)
-        model.gradient_checkpointing = checkpointing
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+        _two_steps(config, b, seq_len, device, dtype, checkpointing)
+        return True
+    except torch.cuda.OutOfMemoryError:
+        return False
+    finally:  # the steps' tensors died with their frame (and the exception): give them back
+        torch.cuda.empty_cache()
+
+
+def _two_steps(config, b, seq_len, device, dtype, checkpointing) -> None:
+    """Two training steps of ``b`` sequences: the second runs with AdamW's moments already
+    allocated, as every step of a real run after the first does (8 bytes a parameter more
+    than a first step's peak: 1 GB for gpt2)."""
+    model = GPT(config).to(device)
+    model.gradient_checkpointing = checkpointing
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    for _ in range(2):
         x = torch.randint(0, config.vocab_size, (b, seq_len + 1), device=device)
         with autocast(device, dtype):
             _, loss = model(x[:, :-1], x[:, 1:])
         loss.backward()
         opt.step()
-        torch.cuda.synchronize(device)
-        return True
-    except torch.cuda.OutOfMemoryError:
-        return False
-    finally:
-        del model
-        torch.cuda.empty_cache()
+        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize(device)
 
 
 @dataclass(frozen=True)
