@@ -4,7 +4,7 @@ One run times, in turns, greedy generation of ``--new-tokens`` tokens after a ``
 token prompt, batch 1, with the ``gpt2`` preset's random weights (seeded; the same weights
 everywhere):
 
-- minigpt, KV cache: ``minigpt_cli.sampling.generate`` (what ``minigpt sample`` runs);
+- minigpt, KV cache: ``minigpt_cli.generation.generate`` (what ``minigpt sample`` runs);
 - minigpt, recompute: ``generate(..., use_cache=False)``: the whole sequence again every step,
   nanoGPT's ``generate`` loop (logits of the last position only, as nanoGPT does);
 - transformers: ``GPT2LMHeadModel.generate(use_cache=True, do_sample=False)`` on the same
@@ -60,8 +60,8 @@ def _prepare(args, out) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from minigpt_cli.checkpoint import save_checkpoint
     from minigpt_cli.model import GPT, preset_config
+    from minigpt_cli.model_file import save_checkpoint
     from minigpt_cli.tokenizer import GPT2Tokenizer
 
     torch.manual_seed(args.seed)
@@ -138,8 +138,8 @@ def _load(kind: str, args):
             return out[0, len(prompt):].tolist()
 
     else:
+        from minigpt_cli.generation import SamplingParams, generate
         from minigpt_cli.loading import load_model
-        from minigpt_cli.sampling import SamplingParams, generate
 
         dtype = torch.bfloat16 if kind == BF16 else torch.float32
         model, _, _ = load_model(Path(args.work) / "minigpt.safetensors", None, "cpu", dtype)

@@ -66,10 +66,10 @@ def benchmark_split(folder: Path) -> tuple[str, str]:
 
 
 def make_shards(tokenizer: str, out: Path, val: str) -> Path:
+    from minigpt_cli.shard_folder import open_shard_folder
     from minigpt_cli.sharding.config import ShardSettings
     from minigpt_cli.sharding.run import run
     from minigpt_cli.shards import open_shard
-    from minigpt_cli.shard_folder import open_shard_folder
 
     run(ShardSettings(source="nietzsche", out=out, tokenizer=tokenizer, workers=0,
                       options={"from_dir": str(SHARED / "nietzsche"), "split": "chunk"}))

@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
-    from minigpt_cli.checkpoint import save_checkpoint
+    from minigpt_cli.generation import SamplingParams, generate
     from minigpt_cli.loading import load_model
     from minigpt_cli.model import GPT, preset_config
-    from minigpt_cli.sampling import SamplingParams, generate
+    from minigpt_cli.model_file import save_checkpoint
     from minigpt_cli.tokenizer import GPT2Tokenizer
 
     device = torch.device(args.device)

@@ -324,7 +324,7 @@ def main() -> None:
 
     print("\n5. peak memory of one training step (fresh process RSS)")
     from minigpt_cli.model import preset_config
-    from minigpt_cli.train.plan import estimate_memory
+    from minigpt_cli.train.dry_run import estimate_memory
 
     configs = [("baby", 12, 64, vocab)]
     if not args.skip_gpt2:

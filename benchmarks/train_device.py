@@ -123,8 +123,8 @@ def main(args) -> dict:
     from profile_step import profiled
 
     from minigpt_cli.model import GPT, preset_config
+    from minigpt_cli.train.dry_run import estimate_memory, state_bytes
     from minigpt_cli.train.flops import device_peak, flops_per_token, measure_peak
-    from minigpt_cli.train.plan import estimate_memory, state_bytes
     from minigpt_cli.train.setup import enable_tf32
 
     device = torch.device(args.device)

@@ -39,8 +39,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ASSET)
     args = ap.parse_args()
 
-    from minigpt_cli.checkpoint import load_checkpoint, save_checkpoint
     from minigpt_cli.commands.train_display import TrainDisplay
+    from minigpt_cli.model_file import load_checkpoint, save_checkpoint
     from minigpt_cli.sharding.config import ShardSettings
     from minigpt_cli.sharding.run import run as shard
     from minigpt_cli.train.pretrain import run_pretrain

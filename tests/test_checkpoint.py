@@ -5,9 +5,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from minigpt_cli.checkpoint import config_sha256, load_checkpoint, read_checkpoint, save_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.model import GPT, preset_config
+from minigpt_cli.model_file import config_sha256, load_checkpoint, read_checkpoint, save_checkpoint
 from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 
 

@@ -6,9 +6,9 @@ import torch
 from typer.testing import CliRunner
 
 from minigpt_cli import __version__
-from minigpt_cli.checkpoint import save_checkpoint
 from minigpt_cli.cli import app
 from minigpt_cli.model import GPT, preset_config
+from minigpt_cli.model_file import save_checkpoint
 from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 
 runner = CliRunner()

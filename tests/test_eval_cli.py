@@ -9,9 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from minigpt_cli.checkpoint import save_checkpoint
 from minigpt_cli.cli import app
 from minigpt_cli.model import GPT, GPTConfig
+from minigpt_cli.model_file import save_checkpoint
 from minigpt_cli.tokenizer import CharTokenizer
 
 runner = CliRunner()
@@ -64,8 +64,8 @@ def test_eval_writes_results_beside_the_checkpoint_and_to_output(files):
 
 def test_hellaswag_on_a_hugging_face_folder(files):
     pytest.importorskip("transformers")
-    from minigpt_cli.checkpoint import load_checkpoint
     from minigpt_cli.hf import export_hf
+    from minigpt_cli.model_file import load_checkpoint
 
     model, tok, _ = load_checkpoint(files["a"])
     export_hf(model, files["tmp"] / "hf", tok)

@@ -13,11 +13,11 @@ from minigpt_cli.errors import MinigptError
 from minigpt_cli.evals.arithmetic import MathOptions, MathTask, summarize
 from minigpt_cli.evals.greedy import greedy_decode, stop_ids
 from minigpt_cli.evals.task import no_progress
+from minigpt_cli.generation import SamplingParams, generate
 from minigpt_cli.mathgen.checker import check
 from minigpt_cli.mathgen.formats import prompt_text, solution_text
 from minigpt_cli.mathgen.problems import Problem
 from minigpt_cli.model import GPT, GPTConfig
-from minigpt_cli.sampling import SamplingParams, generate
 from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 
 CHARS = list("0123456789+-*/=,#r>;\n")

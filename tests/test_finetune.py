@@ -12,11 +12,11 @@ import torch
 from test_train_support import char_shards, read_metrics, write_shards
 from typer.testing import CliRunner
 
-from minigpt_cli.checkpoint import load_checkpoint, save_checkpoint
 from minigpt_cli.cli import app
 from minigpt_cli.hf import export_hf
 from minigpt_cli.lora import add_lora, load_adapter_state, merged
 from minigpt_cli.model import GPT, GPTConfig
+from minigpt_cli.model_file import load_checkpoint, save_checkpoint
 from minigpt_cli.tokenizer import GPT2Tokenizer, tokenizer_from_dict
 
 runner = CliRunner()

@@ -18,12 +18,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from minigpt_cli.checkpoint import load_checkpoint, save_checkpoint
 from minigpt_cli.cli import app
+from minigpt_cli.generation import SamplingParams, generate
 from minigpt_cli.loading import load_model
 from minigpt_cli.model import GPT, GPTConfig
+from minigpt_cli.model_file import load_checkpoint, save_checkpoint
 from minigpt_cli.runtime import autocast
-from minigpt_cli.sampling import SamplingParams, generate
 from minigpt_cli.tokenizer import CharTokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
@@ -204,7 +204,7 @@ def test_micro_batch_auto_picks_the_largest_size_under_a_memory_cap(dev, tmp_pat
     from test_train_support import char_shards
 
     from minigpt_cli.shard_folder import open_shard_folder
-    from minigpt_cli.train.plan import _fits_cuda
+    from minigpt_cli.train.dry_run import _fits_cuda
     from minigpt_cli.train.pretrain import model_config
     from minigpt_cli.train.settings import PretrainSettings
 

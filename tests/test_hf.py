@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from minigpt_cli.checkpoint import load_checkpoint, save_checkpoint
 from minigpt_cli.cli import app
 from minigpt_cli.errors import IncompatibleError, MinigptError
+from minigpt_cli.generation import SamplingParams, generate
 from minigpt_cli.hf import export_hf, load_hf, write_folder
 from minigpt_cli.model import GPT, GPTConfig, preset_config
-from minigpt_cli.sampling import SamplingParams, generate
+from minigpt_cli.model_file import load_checkpoint, save_checkpoint
 from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 
 transformers = pytest.importorskip("transformers")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from shard_support import cli, manifest
 
+from minigpt_cli.shard_folder import check_fits, open_shard_folder
 from minigpt_cli.sharding.config import Part
 from minigpt_cli.sharding.writer import ShardWriter
 from minigpt_cli.shards import open_shard
-from minigpt_cli.shard_folder import check_fits, open_shard_folder
 from minigpt_cli.train.loader import WindowStream
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from shard_support import cli
 
-from minigpt_cli.checkpoint import load_checkpoint
 from minigpt_cli.evals.arithmetic import MathOptions, MathTask
 from minigpt_cli.evals.task import no_progress
+from minigpt_cli.model_file import load_checkpoint
 
 
 @pytest.fixture(scope="module")

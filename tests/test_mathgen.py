@@ -15,9 +15,9 @@ from minigpt_cli.cli import app
 from minigpt_cli.mathgen import dataset
 from minigpt_cli.mathgen.checker import check
 from minigpt_cli.mathgen.formats import max_line_chars, prompt_text, solution_text, spaced
-from minigpt_cli.mathgen.plan import make_plan
+from minigpt_cli.mathgen.operands import allocate
 from minigpt_cli.mathgen.problems import OPS, Problem, key, numbers_of_length, parse_ops
-from minigpt_cli.mathgen.sampling import allocate
+from minigpt_cli.mathgen.split import make_plan
 from minigpt_cli.tokenizer import CharTokenizer, GPT2Tokenizer
 
 runner = CliRunner()

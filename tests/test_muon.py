@@ -104,7 +104,7 @@ def test_dry_run_state_estimate_matches_the_real_optimizer(optimizer):
     """--dry-run and --micro-batch auto count weights, gradients and optimizer state per
     parameter as the optimizer really holds them after a step: Muon keeps one buffer where
     AdamW keeps two, and a frozen parameter only its weight."""
-    from minigpt_cli.train.plan import state_bytes
+    from minigpt_cli.train.dry_run import state_bytes
 
     model = GPT(preset_config("nano", vocab_size=40))
     model.transformer.h[0].requires_grad_(False)  # a frozen block, as finetune --freeze-blocks

@@ -11,7 +11,7 @@ import sys
 from shard_support import cli
 
 from minigpt_cli import plugins
-from minigpt_cli.sharding.catalog import options_of
+from minigpt_cli.plugin_catalog import options_of
 
 
 def test_plugins_name_shows_every_option_with_type_default_and_description():

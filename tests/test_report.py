@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from minigpt_cli.checkpoint import save_checkpoint
 from minigpt_cli.cli import app
 from minigpt_cli.model import GPT, preset_config
+from minigpt_cli.model_file import save_checkpoint
 from minigpt_cli.report import build_report
 from minigpt_cli.report.card import summarize
 from minigpt_cli.report.run import read_run

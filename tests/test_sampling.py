@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
+from minigpt_cli.generation import SamplingParams, filter_logits, generate
 from minigpt_cli.model import GPT, preset_config
-from minigpt_cli.sampling import SamplingParams, filter_logits, generate
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 

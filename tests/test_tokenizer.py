@@ -5,7 +5,10 @@ import pytest
 
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.tokenizer import (
-    CharTokenizer, GPT2Tokenizer, check_same_tokenizer, tokenizer_from_dict,
+    CharTokenizer,
+    GPT2Tokenizer,
+    check_same_tokenizer,
+    tokenizer_from_dict,
 )
 
 

@@ -20,10 +20,9 @@ from minigpt_cli.train.loader import ValWindows, WindowStream, step_windows
 from minigpt_cli.train.loop import Trainer
 from minigpt_cli.train.metrics import read_metrics
 from minigpt_cli.train.schedule import Schedule, build_schedule
-from minigpt_cli.train.spec import RunSpec
 from minigpt_cli.train.settings import TrainSettings
+from minigpt_cli.train.spec import RunSpec
 from minigpt_cli.train.step_folder import list_checkpoints
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 

@@ -88,7 +88,7 @@ class Stage(Protocol):
     # False for stages with state across documents (dedup, head): they run in one process, in
     # input order, and their state is saved with the resume state after every shard (their
     # optional state_dict() / load_state_dict(), else their attributes; numpy arrays and JSON
-    # values only, see sharding/checkpoint.py); stateless stages may run inside tokenizer
+    # values only, see sharding/progress.py); stateless stages may run inside tokenizer
     # worker processes.
     stateless: ClassVar[bool]
 

@@ -31,7 +31,7 @@ def load_model(
         model, tokenizer = load_hf(from_hf)
         what = f"Hugging Face GPT-2 {from_hf}"
     else:
-        from minigpt_cli.checkpoint import load_checkpoint
+        from minigpt_cli.model_file import load_checkpoint
 
         path = checkpoint if checkpoint is not None else default_checkpoint()
         model, tokenizer, ckpt = load_checkpoint(path)

@@ -111,7 +111,7 @@ def load_adapter_state(model: nn.Module, tensors: dict[str, torch.Tensor], what:
 @torch.no_grad()
 def merged(model: nn.Module):
     """A plain GPT with every adapter folded into its weight (the LoRA model is unchanged)."""
-    from minigpt_cli.checkpoint import TIED, build_model, unwrap
+    from minigpt_cli.model_file import TIED, build_model, unwrap
 
     model = unwrap(model)
     layers = lora_layers(model)

@@ -7,10 +7,10 @@ checkpoints, so that data tokenized one way is never fed to a model trained anot
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-import importlib.util
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 

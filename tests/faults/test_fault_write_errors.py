@@ -25,9 +25,9 @@ from faults_support import (
 )
 from test_train_support import TINY, char_corpus, char_shards
 
-from minigpt_cli.checkpoint import save_checkpoint
 from minigpt_cli.hf import export_hf
 from minigpt_cli.model import GPT, preset_config
+from minigpt_cli.model_file import save_checkpoint
 from minigpt_cli.tokenizer import CharTokenizer
 
 TEXT_INPUT = "the will to power; the joyful wisdom. " * 400

@@ -57,9 +57,9 @@ def export_hf(
     from minigpt_cli.settings import dump, resolve
 
     s = resolve(ExportHfSettings, "export-hf", flags, config)
-    from minigpt_cli.checkpoint import load_checkpoint
     from minigpt_cli.hf import check_output_folder
     from minigpt_cli.hf import export_hf as export
+    from minigpt_cli.model_file import load_checkpoint
 
     check_output_folder(s.out, bool(s.force))
     model, tok, ckpt = load_checkpoint(s.checkpoint)

@@ -35,7 +35,7 @@ def plugins(
     from rich.console import Console
 
     from minigpt_cli.errors import MinigptError
-    from minigpt_cli.sharding.catalog import KINDS, describe_all, find
+    from minigpt_cli.plugin_catalog import KINDS, describe_all, find
 
     kind = what if what in KINDS else None
     if name is not None and kind is None:

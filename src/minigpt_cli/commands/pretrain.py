@@ -127,7 +127,7 @@ def pretrain(
     s = resolve(PretrainSettings, "pretrain", flags, config)
 
     from minigpt_cli.commands.train_display import TrainDisplay, plan_table
-    from minigpt_cli.train.plan import Plan
+    from minigpt_cli.train.dry_run import Plan
     from minigpt_cli.train.pretrain import run_pretrain
 
     with TrainDisplay(print_every=s.print_every) as display:

@@ -12,7 +12,11 @@ from typing import Annotated
 import typer
 
 from minigpt_cli.commands.options import (
-    CheckpointOpt, ConfigOpt, DeviceOpt, DtypeOpt, FromHfOpt,
+    CheckpointOpt,
+    ConfigOpt,
+    DeviceOpt,
+    DtypeOpt,
+    FromHfOpt,
 )
 from minigpt_cli.commands.render import err_console
 
@@ -54,9 +58,9 @@ def sample(
 
     import torch
 
+    from minigpt_cli.generation import SamplingParams, crop_prompt, generate
     from minigpt_cli.loading import load_model
     from minigpt_cli.runtime import resolve_device, resolve_dtype
-    from minigpt_cli.sampling import SamplingParams, crop_prompt, generate
 
     dev = resolve_device(s.device)
     model, tok, what = load_model(s.checkpoint, s.from_hf, dev, resolve_dtype(s.dtype))

@@ -34,7 +34,7 @@ class ShardCommand(TyperCommand):
 
             from minigpt_cli.commands.plugins import show_plugin
             from minigpt_cli.errors import MinigptError
-            from minigpt_cli.sharding.catalog import find
+            from minigpt_cli.plugin_catalog import find
 
             console = Console(highlight=False)
             try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from minigpt_cli.checkpoint import unwrap
+from minigpt_cli.model_file import unwrap
 
 
 @dataclass

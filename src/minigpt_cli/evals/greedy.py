@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from minigpt_cli.checkpoint import unwrap
+from minigpt_cli.model_file import unwrap
 
 _NEWLINES: dict = {}  # tokenizer identity -> ids whose text holds a newline
 

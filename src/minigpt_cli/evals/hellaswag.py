@@ -156,7 +156,7 @@ class HellaSwagTask:
 
     def run(self, model, tokenizer, data: Path | None, options: HellaSwagOptions,
             on_progress: ProgressFn) -> dict[str, Any]:
-        from minigpt_cli.checkpoint import unwrap
+        from minigpt_cli.model_file import unwrap
 
         path = Path(data) if data is not None else fetch_official(options, on_progress)
         examples = read_examples(path, options.limit)

@@ -27,9 +27,9 @@ import torch
 from pydantic import Field
 from torch.nn import functional as F
 
-from minigpt_cli.checkpoint import unwrap
 from minigpt_cli.evals.completion import at_least_fp32
 from minigpt_cli.evals.task import EvalOptions, Progress, ProgressFn
+from minigpt_cli.model_file import unwrap
 from minigpt_cli.runtime import autocast
 
 LN2 = math.log(2)

@@ -96,7 +96,7 @@ def classify(path: Path) -> ModelRef:
     if path.suffix == ".json" and path.is_file():
         return ModelRef("results", path)
     if path.is_dir() and (path / "config.json").exists():
-        from minigpt_cli.checkpoint import FORMAT, WEIGHTS_NAME
+        from minigpt_cli.model_file import FORMAT, WEIGHTS_NAME
 
         if not _has_format(path / WEIGHTS_NAME, FORMAT):
             return ModelRef("hf", path)
@@ -116,8 +116,8 @@ def _has_format(file: Path, fmt: str) -> bool:
 
 
 def _weights(ref: ModelRef) -> Path | None:
-    from minigpt_cli.checkpoint import weights_path
     from minigpt_cli.loading import default_checkpoint
+    from minigpt_cli.model_file import weights_path
 
     if ref.source == "builtin":
         return default_checkpoint()
@@ -174,7 +174,7 @@ def evaluate(task_name: str, ref: ModelRef, s: EvalSettings,
 def _step(ref: ModelRef) -> int | None:
     if ref.source != "checkpoint":
         return None
-    from minigpt_cli.checkpoint import read_checkpoint
+    from minigpt_cli.model_file import read_checkpoint
 
     return read_checkpoint(ref.path, load_tensors=False).step
 

@@ -37,7 +37,7 @@ class LoraWeights:
         return merged(model)
 
     def write_extra(self, model: torch.nn.Module, folder: Path) -> None:
-        from minigpt_cli.checkpoint import save_tensors
+        from minigpt_cli.model_file import save_tensors
 
         with atomic.atomic_path(folder / self.FILE) as tmp:
             save_tensors(adapter_state(model), tmp, {"lora": json.dumps(self.meta)})

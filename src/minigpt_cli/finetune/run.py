@@ -13,11 +13,11 @@ from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.finetune.lora_weights import LoraWeights
 from minigpt_cli.finetune.settings import FinetuneSettings
 from minigpt_cli.model import GPT
+from minigpt_cli.shard_folder import ShardFolder, open_shard_folder
 from minigpt_cli.tokenizer import Tokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train import setup
-from minigpt_cli.shard_folder import ShardFolder, open_shard_folder
 from minigpt_cli.train.loop import Trainer
 
 
@@ -33,7 +33,7 @@ def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
         trained_with = float(hf.hf_config.get("resid_pdrop") or 0.0)
         what = f"--from-hf {s.from_hf}"
     else:
-        from minigpt_cli.checkpoint import load_checkpoint
+        from minigpt_cli.model_file import load_checkpoint
 
         model, tok, _ = load_checkpoint(s.from_checkpoint)
         trained_with = model.config.dropout
@@ -41,7 +41,7 @@ def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
     model = model.float()
     dropout = s.dropout if s.dropout is not None else trained_with
     if model.config.dropout != dropout:  # dropout lives in the modules: rebuild with it
-        from minigpt_cli.checkpoint import TIED, build_model
+        from minigpt_cli.model_file import TIED, build_model
 
         state = {k: v for k, v in model.state_dict().items() if k != TIED}
         model = build_model(replace(model.config, dropout=dropout), state, what)

@@ -15,11 +15,11 @@ import torch
 
 from minigpt_cli import lock
 from minigpt_cli.atomic import current_umask, fsync_path
-from minigpt_cli.checkpoint import save_tensors, unwrap
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.hf.read import CONFIG_NAME, CONV1D, WEIGHTS_NAME
 from minigpt_cli.hf.tokenizer_files import write_hf_tokenizer
 from minigpt_cli.model import GPTConfig
+from minigpt_cli.model_file import save_tensors, unwrap
 from minigpt_cli.oserrors import with_filename
 from minigpt_cli.tokenizer import Tokenizer
 

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from minigpt_cli import atomic, lock
-from minigpt_cli.checkpoint import build_model, save_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.hf.tokenizer_files import read_hf_tokenizer
 from minigpt_cli.model import GPT, GPTConfig
+from minigpt_cli.model_file import build_model, save_checkpoint
 from minigpt_cli.tokenizer import Tokenizer
 
 CONFIG_NAME = "config.json"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from minigpt_cli import capacity
 from minigpt_cli.mathgen.formats import max_answer_chars, max_line_chars
+from minigpt_cli.mathgen.operands import ENUMERATE_LIMIT, allocate, cell_size, weights
 from minigpt_cli.mathgen.problems import OpSpec
-from minigpt_cli.mathgen.sampling import ENUMERATE_LIMIT, allocate, cell_size, weights
 
 BASE_BYTES = 80 << 20  # the interpreter, numpy and this package
 WORKER_BYTES = 64 << 20  # each worker process

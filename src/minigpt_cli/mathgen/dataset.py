@@ -24,10 +24,10 @@ from minigpt_cli import __version__, atomic, capacity, lock
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.mathgen import budget
 from minigpt_cli.mathgen.formats import max_line_chars
-from minigpt_cli.mathgen.plan import Plan, SettingsProblem, check_block_size, make_plan
 from minigpt_cli.mathgen.problems import ANSWER_MARK
 from minigpt_cli.mathgen.records import Chunk, Rendered, render
 from minigpt_cli.mathgen.settings import MakeMathSettings
+from minigpt_cli.mathgen.split import Plan, SettingsProblem, check_block_size, make_plan
 from minigpt_cli.settings import dump
 
 CHUNK = 10_000  # lines per worker task

@@ -77,7 +77,7 @@ def read_metrics(path: Path) -> tuple[list[dict], list[dict], list[dict], int]:
 
 def _model_summary(weights: Path) -> dict[str, Any]:
     try:
-        from minigpt_cli.checkpoint import read_checkpoint
+        from minigpt_cli.model_file import read_checkpoint
 
         ck = read_checkpoint(weights, load_tensors=False)
     except MinigptError:

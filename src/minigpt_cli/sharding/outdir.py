@@ -10,7 +10,7 @@ from typing import Any
 
 from minigpt_cli import shards
 from minigpt_cli.errors import MinigptError
-from minigpt_cli.sharding import checkpoint, manifest
+from minigpt_cli.sharding import manifest, progress
 from minigpt_cli.sharding.writer import ShardInfo, mask_name, shard_files
 
 # atomic.atomic_path's temporary names: ".<target name>.<random>.tmp"
@@ -54,7 +54,7 @@ def check_same_run(out: Path, state_fingerprint: str, fingerprint: str) -> None:
 def remove_leftovers(out: Path) -> int:
     """Delete temporary files a killed run left behind; return how many."""
     n = 0
-    for folder in (out, checkpoint.folder(out)):
+    for folder in (out, progress.folder(out)):
         if folder.is_dir():
             for p in folder.iterdir():
                 if _TEMP.match(p.name):
@@ -106,7 +106,7 @@ class Created:
             self.missing.append(p)
             p = p.parent
         self.before = set(os.listdir(out)) if out.is_dir() else set()
-        self.resuming = checkpoint.folder(out).exists()
+        self.resuming = progress.folder(out).exists()
 
     def remove_after_failure(self) -> None:
         if self.resuming or not self.out.is_dir():

@@ -19,7 +19,7 @@ import numpy as np
 
 from minigpt_cli import lock
 from minigpt_cli.errors import MinigptError
-from minigpt_cli.sharding import charvocab, checkpoint, forkserver, inputs, manifest, outdir
+from minigpt_cli.sharding import charvocab, forkserver, inputs, manifest, outdir, progress
 from minigpt_cli.sharding.chain import build_source, build_stage, is_stateless, resolved_options
 from minigpt_cli.sharding.config import ShardSettings, StageSpec
 from minigpt_cli.sharding.events import (
@@ -62,13 +62,13 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
     t0 = time.monotonic()
     out, fp, part = settings.out, settings.output_fingerprint(), settings.part_spec()
     if (done := outdir.finished(out, fp)) is not None:
-        checkpoint.remove(out)  # left behind if the run stopped right after the manifest
+        progress.remove(out)  # left behind if the run stopped right after the manifest
         on_event(Finished(done, out, already_complete=True))
         return done
     forkserver.start_early(settings.workers, settings.tokenizer == "gpt2")  # no-op if the CLI did
-    state = checkpoint.load(out)
+    state = progress.load(out)
     if state is not None and not state.shards and state.fingerprint != fp:
-        checkpoint.remove(out)  # nothing was written yet: other settings simply start over
+        progress.remove(out)  # nothing was written yet: other settings simply start over
         state = None
     if state is None:
         outdir.check_fresh(out)
@@ -88,14 +88,14 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
     reader = Reader(source, settings.source, part)
     stages = [build_stage(s) for s in specs]
     if state is None:
-        state = checkpoint.State(fp, settings.model_dump(mode="json"), tokenizer.to_dict())
-        state = checkpoint.save(out, state, None)
+        state = progress.State(fp, settings.model_dump(mode="json"), tokenizer.to_dict())
+        state = progress.save(out, state, None)
     funnel = Funnel.from_dict(state.funnel) if state.funnel else Funnel.for_chain(
         [(s.name, is_stateless(st), resolved_options(st)) for s, st in zip(specs, stages)])
     written = [ShardInfo.from_dict(d) for d in state.shards]
     outdir.check_written(out, written)
     stateful = {i: st for i, st in enumerate(stages) if not is_stateless(st)}
-    blob = checkpoint.load_blob(out, state, stateful) if state.blob else None  # stages restored
+    blob = progress.load_blob(out, state, stateful) if state.blob else None  # stages restored
     writer = ShardWriter(out, settings.shard_size, part, len(written),
                          blob.carry if blob else None, blob.carry_docs if blob else 0,
                          pack=pack, pad_id=tokenizer.eot_id,
@@ -125,7 +125,7 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
         raise
     ticker.tick(None, force=True)
     if funnel.kept == 0:
-        checkpoint.remove(out)
+        progress.remove(out)
         raise MinigptError(no_documents_message(settings.source, funnel,
                                                 reader.provenance(state.provenance)))
     warnings = []
@@ -143,7 +143,7 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
                        warnings=warnings, pack=pack,
                        loss_mask=any(s.mask_sha256 for s in written))
     manifest.write(out, m)
-    checkpoint.remove(out)
+    progress.remove(out)
     for w in warnings:
         on_event(Notice(w))
     on_event(Finished(m, out, elapsed=time.monotonic() - t0))
@@ -284,9 +284,9 @@ def _save(out: Path, state, written, cursor: Cursor, funnel: Funnel, reader: Rea
     known = {p.get("input") for p in state.provenance}
     state.provenance = state.provenance + [p for p in reader.finished_provenance(cursor)
                                            if p.get("input") not in known]
-    blob = checkpoint.Blob(writer.carry, writer.carry_docs, main.stateful, writer.carry_mask,
+    blob = progress.Blob(writer.carry, writer.carry_docs, main.stateful, writer.carry_mask,
                            writer.stop_next, writer.carry_padding)
-    return checkpoint.save(out, state, blob)
+    return progress.save(out, state, blob)
 
 
 def no_documents_message(source: str, funnel: Funnel, provenance: list[dict[str, Any]]) -> str:

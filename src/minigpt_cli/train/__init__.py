@@ -11,5 +11,5 @@ checkpointer saves/restores the loop's parts; the one resume check
 setup     one run set-up for pretrain and finetune
 loop      THE loop: knows nothing about the CLI, emits events
 pretrain  builds a run from PretrainSettings and hands it to the loop
-plan      --dry-run: parameters, FLOPs, memory, measured tokens/s, ETA
+dry_run   --dry-run: parameters, FLOPs, memory, measured tokens/s, ETA; --micro-batch auto
 """

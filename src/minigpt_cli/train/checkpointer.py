@@ -15,9 +15,9 @@ from typing import Protocol
 
 import torch
 
-from minigpt_cli.checkpoint import check_weights_match, read_checkpoint
 from minigpt_cli.errors import IncompatibleError, MinigptError
 from minigpt_cli.model import GPTConfig
+from minigpt_cli.model_file import check_weights_match, read_checkpoint
 from minigpt_cli.tokenizer import Tokenizer, check_same_tokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train.guard import Guard, GuardState

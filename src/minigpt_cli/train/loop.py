@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from minigpt_cli.checkpoint import unwrap
+from minigpt_cli.model_file import unwrap
 from minigpt_cli.runtime import autocast
 from minigpt_cli.train import budget
 from minigpt_cli.train import distributed as D

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 
 from minigpt_cli.model import GPT, GPTConfig, preset_config
+from minigpt_cli.shard_folder import open_shard_folder
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train import setup
-from minigpt_cli.shard_folder import open_shard_folder
+from minigpt_cli.train.dry_run import Plan, make_plan
 from minigpt_cli.train.loop import Trainer
-from minigpt_cli.train.plan import Plan, make_plan
 from minigpt_cli.train.settings import PretrainSettings
 from minigpt_cli.train.step_folder import read_state
 

@@ -26,7 +26,7 @@ def sample_text(model: torch.nn.Module, tokenizer: Tokenizer, prompt: str | None
                 seed: int, device: torch.device) -> str:
     """``tokens`` sampled at temperature 1, top-k 200, from their own generator (the training
     RNG streams are not touched); the model is back in training mode after."""
-    from minigpt_cli.sampling import SamplingParams, generate
+    from minigpt_cli.generation import SamplingParams, generate
 
     ids = tokenizer.encode(prompt, allow_special=True) if prompt else [tokenizer.eot_id]
     ids = ids[-(model.config.block_size - 1):]

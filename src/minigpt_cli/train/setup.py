@@ -17,16 +17,16 @@ from minigpt_cli import atomic, lock
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.model import GPTConfig
 from minigpt_cli.settings import dump
+from minigpt_cli.shard_folder import ShardFolder, check_fits
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train import events as E
 from minigpt_cli.train.batching import accumulation
 from minigpt_cli.train.checkpointer import WeightsIO, check_resume
-from minigpt_cli.shard_folder import ShardFolder, check_fits
+from minigpt_cli.train.dry_run import auto_micro_batch, state_bytes
 from minigpt_cli.train.faults import parse_faults
 from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import Trainer
 from minigpt_cli.train.metrics import check_tensorboard
-from minigpt_cli.train.plan import auto_micro_batch, state_bytes
 from minigpt_cli.train.spec import RunSpec
 from minigpt_cli.train.step_folder import check_resumable, list_checkpoints
 

@@ -1,6 +1,6 @@
 """A run's checkpoint folders: ``<run>/step_000500/`` holding
 
-- ``model.safetensors``      the weights (checkpoint.save_checkpoint; its ``extra`` carries the
+- ``model.safetensors``      the weights (model_file.save_checkpoint; its ``extra`` carries the
                              data manifest hash and the resolved settings)
 - ``optimizer.safetensors``  AdamW / Muon state, keyed by parameter name
 - ``trainer_state.json``     the TrainerState (state.py)
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from minigpt_cli import atomic
-from minigpt_cli.checkpoint import WEIGHTS_NAME, save_checkpoint, save_tensors
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.model_file import WEIGHTS_NAME, save_checkpoint, save_tensors
 from minigpt_cli.train.state import TrainerState
 
 STATE_NAME = "trainer_state.json"
@@ -57,7 +57,6 @@ def write_checkpoint(run: Path, step: int, model, tokenizer, optimizer_tensors, 
     """``more(folder)``, when given, writes further files into the folder before it is renamed
     into place; ``before_state()`` may still change ``state`` once the weights and optimizer
     state are written (the budget plan counts what the checkpoint cost)."""
-    from safetensors.torch import save_file
 
     final = step_dir(run, step)
     tmp = run / f".{final.name}.tmp-{os.getpid()}"

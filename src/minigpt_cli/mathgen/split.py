@@ -15,8 +15,7 @@ import numpy as np
 
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.mathgen.formats import max_line_chars
-from minigpt_cli.mathgen.problems import OpSpec
-from minigpt_cli.mathgen.sampling import (
+from minigpt_cli.mathgen.operands import (
     BASE,
     Draw,
     allocate,
@@ -26,6 +25,7 @@ from minigpt_cli.mathgen.sampling import (
     train_capacity,
     weights,
 )
+from minigpt_cli.mathgen.problems import OpSpec
 
 
 @dataclass
