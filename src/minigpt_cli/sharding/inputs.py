@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from minigpt_cli.sharding.funnel import Funnel
+
 # provenance keys that record a problem, as they are named to a user
 PROBLEMS = {
     "binary": "binary, skipped",
@@ -93,3 +95,15 @@ def no_documents_message(source: str, provenance: list[dict[str, Any]]) -> str:
 
 def _name(p: dict[str, Any]) -> str:
     return str(p.get("input", "?"))
+
+
+def no_documents_left(source: str, funnel: Funnel, provenance: list[dict[str, Any]]) -> str:
+    """Why a run kept no document: its inputs gave none (each input's reason), or the stages
+    dropped them all (each stage's counts)."""
+    if funnel.read == 0:
+        return no_documents_message(source, provenance)
+    drops = "; ".join(f"{r.name} dropped {r.dropped_total}"
+                      f" ({', '.join(f'{k}: {v}' for k, v in r.dropped.items())})"
+                      for r in funnel.rows if r.dropped_total)
+    return (f"No documents were left after filtering: {funnel.read} read; {drops}. Nothing "
+            "was written. Loosen the stages' options (--stage-option) or choose other stages.")

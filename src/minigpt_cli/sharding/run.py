@@ -26,7 +26,6 @@ from minigpt_cli.sharding.events import (
     Finished,
     Listener,
     Notice,
-    Progress,
     ShardDone,
     Started,
     ignore,
@@ -34,14 +33,13 @@ from minigpt_cli.sharding.events import (
 from minigpt_cli.sharding.funnel import Funnel
 from minigpt_cli.sharding.mainchain import MainChain, Payload
 from minigpt_cli.sharding.reader import Cursor, Reader
+from minigpt_cli.sharding.ticker import Ticker
 from minigpt_cli.sharding.workers import ChainPool
 from minigpt_cli.sharding.writer import ShardInfo, ShardWriter
 from minigpt_cli.tokenizer import GPT2Tokenizer, tokenizer_from_dict
 
 BATCH_DOCS = 512
 BATCH_CHARS = 1 << 20  # ~1 MB of text per batch: enough to amortize the trip to a worker
-TICK_SECONDS = 0.25
-BYTES_SECONDS = 2.0
 
 
 def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
@@ -104,7 +102,7 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
                          carry_padding=getattr(blob, "carry_padding", 0))
     main = MainChain(specs, stages, funnel, tokenizer)
     cursor = Cursor.from_dict(state.cursor)
-    ticker = _Ticker("shards", reader, state.provenance, funnel, written, on_event)
+    ticker = Ticker("shards", reader, state.provenance, funnel, written, on_event)
     try:
         with ChainPool(settings.workers, specs, tokenizer) as pool:
             on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
@@ -126,7 +124,7 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
     ticker.tick(None, force=True)
     if funnel.kept == 0:
         progress.remove(out)
-        raise MinigptError(no_documents_message(settings.source, funnel,
+        raise MinigptError(inputs.no_documents_left(settings.source, funnel,
                                                 reader.provenance(state.provenance)))
     warnings = []
     if len(written) == 1 and part.count == 1:
@@ -226,7 +224,7 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
     stages = [build_stage(s) for s in specs]
     funnel = Funnel.for_chain([(s.name, True, {}) for s in specs])
     main = MainChain(specs, stages, funnel, None)
-    ticker = _Ticker("vocabulary", reader, [], funnel, [], on_event)
+    ticker = Ticker("vocabulary", reader, [], funnel, [], on_event)
     chars: set[str] = set()
     with ChainPool(settings.workers, specs, None) as pool:
         on_event(Started("vocabulary", settings.source, [s.name for s in specs], "char",
@@ -235,12 +233,12 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
         for _, found, _, _ in kept_documents(reader, Cursor(), pool, main, ticker):
             chars.update(found)  # type: ignore[arg-type]
     if not chars:
-        raise MinigptError(no_documents_message(settings.source, funnel, reader.provenance([])))
+        raise MinigptError(inputs.no_documents_left(settings.source, funnel, reader.provenance([])))
     return charvocab.from_charsets({"".join(chars)})
 
 
 def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainChain,
-                   ticker: _Ticker) -> Iterator[tuple[Cursor, Payload, str | None, int]]:
+                   ticker: Ticker) -> Iterator[tuple[Cursor, Payload, str | None, int]]:
     """Kept documents' payloads in input order, each with the cursor just after it, the
     split its source marked (``meta["split"]``: "val" sends it to shard 0; see writer.py) and
     its loss-mask context length (-1: no mask; see chain.BatchResult.context)."""
@@ -287,57 +285,3 @@ def _save(out: Path, state, written, cursor: Cursor, funnel: Funnel, reader: Rea
     blob = progress.Blob(writer.carry, writer.carry_docs, main.stateful, writer.carry_mask,
                            writer.stop_next, writer.carry_padding)
     return progress.save(out, state, blob)
-
-
-def no_documents_message(source: str, funnel: Funnel, provenance: list[dict[str, Any]]) -> str:
-    if funnel.read == 0:
-        return inputs.no_documents_message(source, provenance)
-    drops = "; ".join(f"{r.name} dropped {r.dropped_total}"
-                      f" ({', '.join(f'{k}: {v}' for k, v in r.dropped.items())})"
-                      for r in funnel.rows if r.dropped_total)
-    return (f"No documents were left after filtering: {funnel.read} read; {drops}. Nothing "
-            "was written. Loosen the stages' options (--stage-option) or choose other stages.")
-
-
-class _Ticker:
-    """Progress events, at most every TICK_SECONDS."""
-
-    def __init__(self, phase, reader: Reader, earlier_provenance, funnel: Funnel,
-                 written: list[ShardInfo], on_event: Listener) -> None:
-        self.phase, self.reader, self.earlier = phase, reader, earlier_provenance
-        self.funnel, self.written, self.on_event = funnel, written, on_event
-        self.t0 = time.monotonic()
-        self.last = self.last_bytes = 0.0
-        self.earlier_bytes = sum(p["bytes"] for p in earlier_provenance
-                                 if isinstance(p.get("bytes"), int))
-        self.bytes: tuple[int | None, int | None, int | None] = (None, None, None)
-        self.inputs_done = 0
-        self.at_start = (funnel.read, funnel.tokens)
-
-    def tick(self, cursor: Cursor | None, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < TICK_SECONDS:
-            return
-        self.last = now
-        self.inputs_done = len(self.reader.inputs) if cursor is None else cursor.input
-        if force or now - self.last_bytes > BYTES_SECONDS:
-            self.last_bytes = now
-            self.bytes = self._bytes()
-        f = self.funnel
-        read, downloaded, total = self.bytes
-        self.on_event(Progress(self.phase, f.read, f.kept, f.tokens, len(self.written),
-                               self.inputs_done, len(self.reader.inputs), read,
-                               now - self.t0, *self.at_start, self.earlier_bytes, downloaded,
-                               total))
-
-    def _bytes(self) -> tuple[int | None, int | None, int | None]:
-        """(read, downloaded, total): from the source's optional progress(), else from the
-        "bytes" of its provenance entries (O(inputs), hence not on every tick)."""
-        progress = getattr(self.reader.source, "progress", None)
-        snap = progress() if callable(progress) else None
-        if snap is not None and isinstance(getattr(snap, "bytes_read", None), int):
-            return (self.earlier_bytes + snap.bytes_read, getattr(snap, "bytes_downloaded", None),
-                    getattr(snap, "bytes_total", None))
-        sizes = [p["bytes"] for p in self.reader.provenance(self.earlier)
-                 if isinstance(p.get("bytes"), int)]
-        return (sum(sizes) if sizes else None), None, None
