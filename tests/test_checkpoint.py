@@ -41,12 +41,12 @@ def test_round_trip_with_metadata(char_ckpt):
 def test_overwrite_failure_leaves_existing_checkpoint_intact(char_ckpt, monkeypatch):
     model, tok, path = char_ckpt
     before = path.read_bytes()
-    import safetensors.torch
+    import minigpt_cli.model_file
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    monkeypatch.setattr(minigpt_cli.model_file, "save_file", boom)
     with pytest.raises(OSError):
         save_checkpoint(path, model, tok, step=11)
     assert path.read_bytes() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -62,8 +64,6 @@ _command("report", report_cmd.report)
 def main() -> None:
     """Console entry point. SIGTERM becomes a normal exit, so `finally` blocks run and no
     temporary file is left behind (the trainer installs its own handler while it trains)."""
-    import signal
-    import sys
 
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

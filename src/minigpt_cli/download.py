@@ -104,6 +104,7 @@ def download(
 
 def _lock(f) -> None:
     try:
+        # lazy: POSIX only; the module must import where it is missing
         import fcntl
     except ImportError:  # Windows: no cross-process lock, single-job use only
         return

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
+from minigpt_cli.hf import load_hf
 from minigpt_cli.model import GPT
+from minigpt_cli.model_file import load_checkpoint
 from minigpt_cli.tokenizer import Tokenizer
 
 DEFAULT_MODEL_NAME = "nietzsche-char-tiny"
@@ -26,12 +28,10 @@ def load_model(
 ) -> tuple[GPT, Tokenizer, str]:
     """Return (model in eval mode on ``device`` in ``dtype``, its tokenizer, a description)."""
     if from_hf is not None:
-        from minigpt_cli.hf import load_hf
 
         model, tokenizer = load_hf(from_hf)
         what = f"Hugging Face GPT-2 {from_hf}"
     else:
-        from minigpt_cli.model_file import load_checkpoint
 
         path = checkpoint if checkpoint is not None else default_checkpoint()
         model, tokenizer, ckpt = load_checkpoint(path)

@@ -73,6 +73,7 @@ def _make(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def _locked(lock: Path, what: Path, flag: str) -> Iterator[None]:
+    # lazy: POSIX only; the module must import where it is missing
     import fcntl
 
     fd = _take(lock, what, flag, fcntl)

@@ -18,6 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from minigpt_cli.errors import IncompatibleError
+from minigpt_cli.model_file import TIED, build_model, unwrap
+
 TARGETS = ("c_attn", "c_proj", "c_fc")  # attn.c_attn, attn.c_proj + mlp.c_proj, mlp.c_fc
 
 
@@ -88,7 +91,6 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def load_adapter_state(model: nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
     """Copy saved adapters into ``model``'s; names and shapes must match exactly."""
-    from minigpt_cli.errors import IncompatibleError
 
     here = {k: tuple(v.shape) for k, v in adapter_state(model).items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
@@ -111,7 +113,6 @@ def load_adapter_state(model: nn.Module, tensors: dict[str, torch.Tensor], what:
 @torch.no_grad()
 def merged(model: nn.Module):
     """A plain GPT with every adapter folded into its weight (the LoRA model is unchanged)."""
-    from minigpt_cli.model_file import TIED, build_model, unwrap
 
     model = unwrap(model)
     layers = lora_layers(model)

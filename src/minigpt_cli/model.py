@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
+from minigpt_cli.errors import MinigptError
 from minigpt_cli.kernels import causal_attention, tanh_gelu
 
 
@@ -72,7 +74,6 @@ PRESETS: dict[str, dict] = {
 
 def preset_config(name: str, **overrides) -> GPTConfig:
     if name not in PRESETS:
-        from minigpt_cli.errors import MinigptError
 
         raise MinigptError(
             f"Unknown model preset {name!r}. Known presets: {', '.join(PRESETS)}."
@@ -180,7 +181,6 @@ class GPT(nn.Module):
         super().__init__()
         problems = config.validate()
         if problems:
-            from minigpt_cli.errors import MinigptError
 
             raise MinigptError("Invalid model config: " + "; ".join(problems) + ".")
         self.config = config
@@ -254,7 +254,6 @@ class GPT(nn.Module):
         for i, block in enumerate(self.transformer.h):
             if self.gradient_checkpointing and self.training and cache is None:
                 # the trainer's --activation-checkpointing
-                from torch.utils.checkpoint import checkpoint
 
                 x = checkpoint(block, x, use_reentrant=False)  # recompute in backward
             else:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from minigpt_cli import __version__, atomic, oserrors
 from minigpt_cli.errors import IncompatibleError, MinigptError
@@ -104,8 +106,6 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path | str,
                  metadata: dict[str, str] | None = None) -> None:
     """safetensors' ``save_file``, with an I/O failure (a full disk, a size limit) raised as the
     OSError it is, naming ``path``, rather than as a SafetensorError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
 
     try:
         save_file(tensors, str(path), metadata=metadata)
@@ -128,7 +128,6 @@ def _id_fields(identity: TokenizerIdentity) -> dict:
 
 def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
     """Read and validate a checkpoint; raises MinigptError with what is wrong and what to do."""
-    from safetensors import SafetensorError, safe_open
 
     given = Path(path)
     file = weights_path(given)

@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
+import numpy as np
+
 from minigpt_cli.errors import IncompatibleError, MinigptError
 
 ENDOFTEXT = "<|endoftext|>"
@@ -99,6 +101,7 @@ def _gpt2_files() -> tuple[bytes, bytes]:
 
 @lru_cache(maxsize=1)
 def _gpt2_encoding():
+    # lazy: import + BPE tables ~0.1 s, which char runs and the shard main process never need
     import tiktoken
 
     _, encoder_json = _gpt2_files()
@@ -152,7 +155,6 @@ class GPT2Tokenizer:
         the shard pipeline's hot path). No special tokens are recognised, as in ``encode``."""
         if hasattr(self._enc, "encode_to_numpy"):  # tiktoken >= 0.8
             return self._enc.encode_to_numpy(text, disallowed_special=())
-        import numpy as np
 
         return np.array(self._enc.encode_ordinary(text), dtype=np.uint32)
 

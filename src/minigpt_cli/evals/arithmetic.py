@@ -23,6 +23,8 @@ from pydantic import Field
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.evals.greedy import greedy_decode, stop_ids
 from minigpt_cli.evals.task import EvalOptions, Progress, ProgressFn
+from minigpt_cli.mathgen.checker import check
+from minigpt_cli.mathgen.problems import Problem
 
 REQUIRED = ("a", "b", "op", "prompt")
 
@@ -147,8 +149,6 @@ class MathTask:
 
     def run(self, model, tokenizer, data: Path | None, options: MathOptions,
             on_progress: ProgressFn) -> dict[str, Any]:
-        from minigpt_cli.mathgen.checker import check
-        from minigpt_cli.mathgen.problems import Problem
 
         splits, path = load_splits(data, options)
         prefix = [tokenizer.eot_id] if options.eot_prefix else []

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from minigpt_cli.download import cache_root, download
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.evals.completion import Item, fit_to_context, score_batched
 from minigpt_cli.evals.task import EvalOptions, Progress, ProgressFn
@@ -107,7 +108,6 @@ def _example(path: Path, n: int, raw: str) -> Example:
 
 def fetch_official(options: HellaSwagOptions, on_progress: ProgressFn) -> Path:
     """The official validation file, downloaded once and verified (its sha256 pinned)."""
-    from minigpt_cli.download import cache_root, download
 
     sha = options.sha256
     if sha is None:
@@ -156,6 +156,7 @@ class HellaSwagTask:
 
     def run(self, model, tokenizer, data: Path | None, options: HellaSwagOptions,
             on_progress: ProgressFn) -> dict[str, Any]:
+        # lazy: torch; `minigpt plugins` lists this eval without importing it
         from minigpt_cli.model_file import unwrap
 
         path = Path(data) if data is not None else fetch_official(options, on_progress)

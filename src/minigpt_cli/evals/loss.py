@@ -27,8 +27,10 @@ import torch
 from pydantic import Field
 from torch.nn import functional as F
 
+from minigpt_cli.errors import MinigptError
 from minigpt_cli.evals.completion import at_least_fp32
 from minigpt_cli.evals.task import EvalOptions, Progress, ProgressFn
+from minigpt_cli.evals.tokens import ScoredText, open_streams, windows
 from minigpt_cli.model_file import unwrap
 from minigpt_cli.runtime import autocast
 
@@ -135,7 +137,6 @@ class LossTask:
 
     def run(self, model, tokenizer, data: Path | None, options: LossOptions,
             on_progress: ProgressFn) -> dict[str, Any]:
-        from minigpt_cli.evals.tokens import ScoredText, open_streams, windows
 
         streams, described = open_streams(data, tokenizer, options.split, options.limit)
         raw = unwrap(model)
@@ -156,7 +157,6 @@ class LossTask:
 
         sums = evaluate_loss(model, batches(), device=device, on_batch=progress)
         if sums.tokens == 0:
-            from minigpt_cli.errors import MinigptError
 
             raise MinigptError(f"--data {data}: no token could be scored (the data holds "
                                "fewer than two tokens, or its loss mask selects none).")

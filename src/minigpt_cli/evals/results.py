@@ -58,6 +58,7 @@ def weights_stamp(path: Path | None) -> dict[str, int] | None:
 
 def model_identity(model, tokenizer, source: str, path: Path | None,
                    weights: Path | None, step: int | None) -> dict[str, Any]:
+    # lazy: torch; the eval plugins import this module for `minigpt plugins`
     from minigpt_cli.model_file import unwrap
 
     gpt = unwrap(model)

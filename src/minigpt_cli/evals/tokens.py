@@ -20,6 +20,7 @@ import torch
 
 from minigpt_cli import shards
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.shard_folder import manifest_tokenizer, read_manifest
 from minigpt_cli.tokenizer import Tokenizer, check_same_tokenizer
 
 MANIFEST = "manifest.json"
@@ -150,7 +151,6 @@ def _check_ids(path: Path, stream: Stream, tokenizer: Tokenizer) -> None:
 def _check_manifest(folder: Path, tokenizer: Tokenizer) -> dict | None:
     if not (folder / MANIFEST).exists():
         return None
-    from minigpt_cli.shard_folder import manifest_tokenizer, read_manifest
 
     manifest, _ = read_manifest(folder)
     data_tok = manifest_tokenizer(folder, manifest)

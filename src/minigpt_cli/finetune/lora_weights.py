@@ -10,10 +10,13 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from minigpt_cli import atomic
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.lora import adapter_state, add_lora, load_adapter_state, merged
+from minigpt_cli.model_file import save_tensors
 
 
 class LoraWeights:
@@ -37,14 +40,11 @@ class LoraWeights:
         return merged(model)
 
     def write_extra(self, model: torch.nn.Module, folder: Path) -> None:
-        from minigpt_cli.model_file import save_tensors
 
         with atomic.atomic_path(folder / self.FILE) as tmp:
             save_tensors(adapter_state(model), tmp, {"lora": json.dumps(self.meta)})
 
     def restore(self, model: torch.nn.Module, folder: Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
         path = folder / self.FILE
         try:

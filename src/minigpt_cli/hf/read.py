@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from minigpt_cli import atomic, lock
 from minigpt_cli.errors import IncompatibleError, MinigptError
@@ -159,7 +160,6 @@ def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
             f"{folder} has no {WEIGHTS_NAME} (nor a sharded {INDEX_NAME}). Save the model with "
             "transformers' `save_pretrained` (safetensors is its default) and pass that folder."
         )
-    from safetensors import SafetensorError, safe_open
 
     tensors: dict[str, torch.Tensor] = {}
     for file in files:

@@ -29,6 +29,7 @@ def start_early(workers: int, gpt2: bool) -> None:
     no-op otherwise and when it already runs (its preload list only matters to its first
     start)."""
     if workers >= 2 and context(gpt2).get_start_method() == "forkserver":
+        # lazy: only a process pool needs it
         from multiprocessing import forkserver
 
         try:

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors import numpy as safetensors_numpy
 
 from minigpt_cli import atomic
 from minigpt_cli.errors import MinigptError
@@ -94,8 +96,6 @@ def load(out: Path) -> State | None:
 def load_blob(out: Path, state: State, stages: dict[int, Any]) -> Blob:
     """The carry, with ``stages`` (index -> freshly built stateful stage) put back in the state
     they had after the last shard. Refused if the file is not the one state.json names."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
 
     path = folder(out) / str(state.blob)
     try:
@@ -107,7 +107,7 @@ def load_blob(out: Path, state: State, stages: dict[int, Any]) -> Blob:
         raise MinigptError(f"The resume checkpoint {path} does not match its checksum in "
                            f"{STATE}: it was changed or damaged. Delete {out} and start over.")
     try:
-        arrays = load(raw)
+        arrays = safetensors_numpy.load(raw)
         carry = dict(state.carry or {})
         saved = state.stages or {}
         if set(saved) != {str(i) for i in stages}:
@@ -125,7 +125,6 @@ def load_blob(out: Path, state: State, stages: dict[int, Any]) -> Blob:
 
 def save(out: Path, state: State, blob: Blob | None) -> State:
     """Write the blob (if any) then state.json; drop the previous blob. Returns the new state."""
-    from safetensors.numpy import save as to_bytes
 
     old = state.blob
     if blob is not None:
@@ -139,7 +138,7 @@ def save(out: Path, state: State, blob: Blob | None) -> State:
             state.not_resumable = str(e)
             state.blob = state.blob_sha256 = state.stages = state.carry = None
         else:
-            raw = to_bytes(arrays)
+            raw = safetensors_numpy.save(arrays)
             state.blob = f"checkpoint_{len(state.shards):06d}.safetensors"
             state.blob_sha256 = hashlib.sha256(raw).hexdigest()
             state.carry = {"docs": int(blob.carry_docs), "stop_next": bool(blob.stop_next),

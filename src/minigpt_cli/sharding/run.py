@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt_cli import lock
+from minigpt_cli import lock, plugins
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sharding import charvocab, forkserver, inputs, manifest, outdir, progress
 from minigpt_cli.sharding.chain import build_source, build_stage, is_stateless, resolved_options
@@ -171,7 +171,6 @@ def stage_specs(settings: ShardSettings) -> list[StageSpec]:
 
 def source_plugin(settings: ShardSettings):
     """The source with its options; positional inputs go to its ``inputs`` option."""
-    from minigpt_cli import plugins
 
     options = dict(settings.options)
     if settings.inputs:

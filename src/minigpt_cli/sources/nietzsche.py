@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from minigpt_cli.documents import Document, PluginOptions
+from minigpt_cli.download import DownloadError, cache_path, cache_root, download
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.sources.nietzsche_catalogue import (
     BY_KEY,
@@ -222,7 +223,6 @@ class NietzscheSource:
         return self._download(work), work.url(o.base_url)
 
     def _download(self, work: Work) -> bytes:
-        from minigpt_cli.download import DownloadError, cache_path, cache_root, download
 
         o = self.options
         url = work.url(o.base_url)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.runtime import resolve_device
@@ -103,7 +104,6 @@ def barrier(d: Dist) -> None:
 def wrap_ddp(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
     if not d.enabled:
         return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [d.device.index] if d.device.type == "cuda" else None
     return DDP(model, device_ids=ids)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from minigpt_cli.evals.loss import evaluate_loss
+from minigpt_cli.generation import SamplingParams, generate
 from minigpt_cli.tokenizer import Tokenizer
 from minigpt_cli.train import distributed as D
 from minigpt_cli.train.loader import ValWindows
@@ -14,7 +16,6 @@ def validation_loss(model: torch.nn.Module, val: ValWindows, micro_batch: int, b
                     d: D.Dist, dtype: torch.dtype) -> float:
     """Mean loss per counted target over the first ``micro_batch * batches`` validation
     windows, every rank's share summed (the code `minigpt eval loss` runs)."""
-    from minigpt_cli.evals.loss import evaluate_loss
 
     parts = val.batches(micro_batch, batches, d.rank, d.world)
     sums = evaluate_loss(model, parts, device=d.device, dtype=dtype)
@@ -26,7 +27,6 @@ def sample_text(model: torch.nn.Module, tokenizer: Tokenizer, prompt: str | None
                 seed: int, device: torch.device) -> str:
     """``tokens`` sampled at temperature 1, top-k 200, from their own generator (the training
     RNG streams are not touched); the model is back in training mode after."""
-    from minigpt_cli.generation import SamplingParams, generate
 
     ids = tokenizer.encode(prompt, allow_special=True) if prompt else [tokenizer.eot_id]
     ids = ids[-(model.config.block_size - 1):]

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from minigpt_cli.settings import DeviceSettings
+from minigpt_cli.train.faults import parse_faults
 
 
 class TrainSettings(DeviceSettings):
@@ -174,7 +175,6 @@ class TrainSettings(DeviceSettings):
     @classmethod
     def _faults(cls, v):
         if v:
-            from minigpt_cli.train.faults import parse_faults
 
             parse_faults(v)
         return v
@@ -237,6 +237,7 @@ class PretrainSettings(TrainSettings):
     @field_validator("model")
     @classmethod
     def _preset(cls, v: str) -> str:
+        # lazy: torch; settings are resolved (and bad values reported) before any command imports it
         from minigpt_cli.model import PRESETS
 
         if v not in PRESETS:

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from minigpt_cli import atomic
 from minigpt_cli.errors import MinigptError
@@ -93,7 +94,6 @@ def read_state(folder: Path) -> TrainerState:
 
 
 def read_optimizer(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import SafetensorError, safe_open
 
     path = folder / OPTIMIZER_NAME
     try:
