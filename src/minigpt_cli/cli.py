@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from minigpt_cli import __version__
+from minigpt_cli import __version__, allocator
 from minigpt_cli.commands import eval as eval_cmd
 from minigpt_cli.commands import finetune as finetune_cmd
 from minigpt_cli.commands import hf as hf_cmd
@@ -18,7 +18,8 @@ from minigpt_cli.commands import pretrain as pretrain_cmd
 from minigpt_cli.commands import report as report_cmd
 from minigpt_cli.commands import sample as sample_cmd
 from minigpt_cli.commands import shard as shard_cmd
-from minigpt_cli.commands.render import user_errors
+from minigpt_cli.commands.render import fail, user_errors
+from minigpt_cli.errors import MinigptError
 
 app = typer.Typer(
     name="minigpt",
@@ -41,6 +42,10 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """GPT-2 from scratch, from raw web text to an evaluated model."""
+    try:
+        allocator.keep_large_buffers_mapped()  # every command, every torchrun worker
+    except MinigptError as e:
+        fail(str(e), e.exit_code)
 
 
 def _command(name: str, fn, cls=None) -> None:

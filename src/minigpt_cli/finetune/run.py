@@ -111,10 +111,13 @@ def prepare(s: FinetuneSettings, d: D.Dist, listener: E.Listener) -> Trainer:
 def run_finetune(s: FinetuneSettings, listener: E.Listener = E.ignore) -> E.RunFinished:
     """Fine-tune; every input is checked before anything is written."""
     d = D.setup(s.device)
+    clean = False
     try:
         with setup.run_lock(s.out, d):
             trainer = prepare(s, d, listener)
             setup.save_settings(s, s.out, d)
-            return trainer.run()
+            result = trainer.run()
+            clean = True
+            return result
     finally:
-        D.teardown(d)
+        D.teardown(d, clean)

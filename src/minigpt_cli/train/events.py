@@ -39,6 +39,7 @@ class StepEvent:
     step_time: float  # seconds of this step
     skipped: bool = False  # update skipped by the guard
     max_time: float | None = None  # the run's wall-clock budget, if any
+    page_faults: int | None = None  # minor page faults of this process during the step
 
 
 @dataclass(frozen=True)

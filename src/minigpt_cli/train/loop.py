@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from minigpt_cli import allocator
 from minigpt_cli.model_file import unwrap
 from minigpt_cli.runtime import autocast
 from minigpt_cli.train import budget
@@ -62,7 +63,8 @@ class Trainer:
         self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         scaler = torch.amp.GradScaler(self.device.type, enabled=spec.dtype == torch.float16)
         state = TrainerState(world=self.d.world, tokens_per_step=spec.tokens_per_step,
-                             seq_len=spec.seq_len, manifest_hash=spec.data_id)
+                             seq_len=spec.seq_len, manifest_hash=spec.data_id,
+                             dtype=str(spec.dtype).removeprefix("torch."))
         guard = Guard(settings.guard_spike_factor, settings.guard_spike_steps)
         self.parts = Parts(self.raw, self.optimizer, scaler, guard, train, state)
         self.checkpointer = Checkpointer(spec.run_dir, self.d, self.device, spec.tokenizer,
@@ -92,12 +94,13 @@ class Trainer:
             with Stop() as stop:
                 while self.cap is None or st.step < self.cap:
                     step = st.step + 1
-                    t0 = time.perf_counter()
+                    faults0, t0 = M.minor_faults(), time.perf_counter()
                     result = self.step(step, stop)
                     dt = time.perf_counter() - t0
+                    faults = M.minor_faults() - faults0
                     st.elapsed = self.elapsed()
                     self.pace.observe(step, st.elapsed)
-                    self._after_step(step, result, dt)
+                    self._after_step(step, result, dt, faults)
                     if result.verdict.rollback:
                         self._emit_guard(step, "rollback", result.verdict.reason or "")
                         self.last_ckpt = roll_back(step, self.parts, self.checkpointer, self.s,
@@ -136,12 +139,13 @@ class Trainer:
             notes += more
         self.peak = s.peak_flops or device_peak(self.device, spec.dtype)
         st = self.state
+        allocators = D.gather_objects(self.d, allocator.current())
         if self.d.main:
             spec.run_dir.mkdir(parents=True, exist_ok=True)
             self.metrics = MetricsLog(spec.run_dir, st.step if spec.resume else None,
                                       s.tensorboard)
             M.record(spec.run_dir, st.step, M.describe(self.device, spec.dtype, self.d.world,
-                                                       self.peak))
+                                                       self.peak, allocators))
             self._emit(E.RunStarted(spec.run_dir, st.step, self.cap or 0, self.raw.num_params(),
                                     spec.tokens_per_step, spec.micro_batch, spec.seq_len,
                                     spec.accum, self.d.world, str(self.device),
@@ -238,14 +242,14 @@ class Trainer:
         used = budget.share_used(st.step, self.elapsed(), self.s.max_time, st.budget_steps)
         return self.schedule.lr_in_budget(st.step, used) * st.lr_scale
 
-    def _after_step(self, step: int, r: StepResult, dt: float) -> None:
+    def _after_step(self, step: int, r: StepResult, dt: float, faults: int) -> None:
         if not self.d.main:
             return
         st = self.state
         tps = self.spec.tokens_per_step / max(dt, 1e-9)
         mfu = self.fpt * tps / (self.peak * self.d.world) if self.peak else None
         event = E.StepEvent(step, self.cap or 0, r.loss, r.lr, r.grad_norm, st.tokens_seen, tps,
-                            mfu, st.elapsed, dt, not r.verdict.update, self.s.max_time)
+                            mfu, st.elapsed, dt, not r.verdict.update, self.s.max_time, faults)
         if step % self.s.log_every == 0 or step == self.cap:
             self.metrics.write_step(event)
         self._emit(event)

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+try:
+    import resource
+except ImportError:  # not POSIX
+    resource = None
 import time
 from pathlib import Path
 
 import torch
 
-from minigpt_cli import atomic
+from minigpt_cli import allocator, atomic
 
 
 def cpu_model() -> str:
@@ -25,9 +29,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe(device: torch.device, dtype: torch.dtype, world: int, peak_flops: float | None
-             ) -> dict[str, object]:
-    """The machine as the trainer saw it: device, processor, cores, threads, versions, peak."""
+def describe(device: torch.device, dtype: torch.dtype, world: int, peak_flops: float | None,
+             allocators: list[str] | None = None) -> dict[str, object]:
+    """The machine as the trainer saw it: device, processor, cores, threads, versions, peak,
+    and the C allocator's policy in each process (``allocators``, one per rank)."""
     hw: dict[str, object] = {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -40,6 +45,8 @@ def describe(device: torch.device, dtype: torch.dtype, world: int, peak_flops: f
         hw["cpu_cores_usable"] = os.cpu_count() or 0
     hw["torch_threads"] = torch.get_num_threads()
     hw["processes"] = world
+    mine = allocators or [allocator.current()]
+    hw["allocator"] = mine[0] if len(set(mine)) == 1 else mine
     if peak_flops:
         hw["peak_flops_per_process"] = float(peak_flops)
     hw["host"] = platform.node()
@@ -47,6 +54,12 @@ def describe(device: torch.device, dtype: torch.dtype, world: int, peak_flops: f
     hw["python"] = platform.python_version()
     hw["torch"] = torch.__version__
     return hw
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (all threads): fresh pages the kernel had to
+    map, the cost allocator.py removes from training steps."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
 
 
 def record(run_dir: Path, step: int, hardware: dict[str, object]) -> None:

@@ -47,6 +47,8 @@ class MetricsLog:
         rec = {"step": e.step, "loss": e.loss, "lr": e.lr, "grad_norm": e.grad_norm,
                "tokens_seen": e.tokens_seen, "tok_per_s": e.tok_per_s, "mfu": e.mfu,
                "elapsed": e.elapsed}
+        if e.page_faults is not None:
+            rec["page_faults"] = e.page_faults
         if e.skipped:
             rec["skipped"] = True
         self.write(rec)

@@ -50,6 +50,7 @@ def prepare(s: PretrainSettings, d: D.Dist, listener: E.Listener) -> Prepared:
 def run_pretrain(s: PretrainSettings, listener: E.Listener = E.ignore) -> E.RunFinished | Plan:
     """Train (or plan, with ``dry_run``); every input is checked before anything is written."""
     d = D.setup(s.device)
+    clean = False
     try:
         with setup.run_lock(s.out, d, s.dry_run):
             prepared = prepare(s, d, listener)
@@ -57,8 +58,12 @@ def run_pretrain(s: PretrainSettings, listener: E.Listener = E.ignore) -> E.RunF
                 start = 0
                 if prepared.resume is not None:
                     start = read_state(prepared.resume).step
-                return make_plan(prepared.trainer, s, start)
+                plan = make_plan(prepared.trainer, s, start)
+                clean = True
+                return plan
             setup.save_settings(s, s.out, d)
-            return prepared.trainer.run()
+            result = prepared.trainer.run()
+            clean = True
+            return result
     finally:
-        D.teardown(d)
+        D.teardown(d, clean)

@@ -20,8 +20,9 @@ class TrainSettings(DeviceSettings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="Compute format: bfloat16 autocast, float16 autocast with a gradient scaler, "
-        "or float32. auto = bfloat16 on CUDA GPUs that support it, else float32. Weights and "
-        "optimizer state stay float32.",
+        "or float32. auto = bfloat16 on CUDA GPUs that support it and on CPUs where this "
+        "model's MLP measured at least 1.5x faster in bf16 (AMX, AVX512-BF16), else float32; "
+        "a resumed run keeps its format. Weights and optimizer state stay float32.",
     )
     tokens_per_step: int | None = Field(
         None, ge=1, description="Tokens per optimizer step, across all processes; gradient "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from minigpt_cli import atomic, lock
+from minigpt_cli import atomic, lock, precision
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.model import GPTConfig
 from minigpt_cli.settings import dump
@@ -28,16 +28,26 @@ from minigpt_cli.train.loader import ValWindows, WindowStream
 from minigpt_cli.train.loop import Trainer
 from minigpt_cli.train.metrics import check_tensorboard
 from minigpt_cli.train.spec import RunSpec
-from minigpt_cli.train.step_folder import check_resumable, list_checkpoints
+from minigpt_cli.train.step_folder import check_resumable, list_checkpoints, read_state
 
 SETTINGS_NAME = "settings.json"
 
 
-def compute_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16 else torch.float32
-    return getattr(torch, name)
+def compute_dtype(s, d: D.Dist, rows: int, d_model: int, resume: Path | None
+                  ) -> precision.Choice:
+    """--dtype; for auto, what this machine runs fastest (precision.py), the same on every
+    rank (rank 0 measures), and on --resume the format the run was trained in: a resumed run
+    continues bit for bit, whatever a new measurement would say."""
+    if s.dtype == "auto" and resume is not None:
+        kept = read_state(resume).dtype
+        if kept in ("float32", "bfloat16", "float16"):
+            return precision.Choice(getattr(torch, kept),
+                                    f"dtype auto: {kept}, as the run being resumed")
+    choice = precision.choose(s.dtype, d.device, rows, d_model) if d.main else None
+    if not d.enabled:
+        return choice
+    name, reason = D.broadcast_object(d, (choice.name, choice.reason) if choice else None)
+    return precision.Choice(getattr(torch, name), reason)
 
 
 def enable_tf32(device: torch.device) -> None:
@@ -88,7 +98,11 @@ def build_run(s, d: D.Dist, data: ShardFolder, model: torch.nn.Module, seq_len: 
         check_tensorboard()
     notes = list(notes or [])
     device = d.device
-    dtype = compute_dtype(s.dtype, device)
+    rows = seq_len * (s.micro_batch if isinstance(s.micro_batch, int) else 1)
+    choice = compute_dtype(s, d, rows, model.config.n_embd, resume)
+    dtype = choice.dtype
+    if s.dtype == "auto":
+        notes.append(choice.reason)
     enable_tf32(device)
     micro = s.micro_batch
     if micro == "auto":

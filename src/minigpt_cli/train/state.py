@@ -31,6 +31,7 @@ class TrainerState:
     world: int = 1
     tokens_per_step: int = 0
     seq_len: int = 0
+    dtype: str | None = None  # the compute format the run trains in (kept by --dtype auto)
     manifest_hash: str | None = None
     rng: list[dict] = field(default_factory=list)  # one per rank
     scaler: dict | None = None
