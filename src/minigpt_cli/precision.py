@@ -1,11 +1,12 @@
 """Is bfloat16 fast here? A measured answer, and the number format `--dtype auto` picks from it.
 
 Machines differ: a CPU with AMX or AVX512-BF16 multiplies bf16 matrices several times faster
-than fp32 (about 7x at this probe's size on the 2-core Xeon with AMX the project is measured on, one thread), one without them emulates bf16
-at a small fraction of fp32's speed (0.94 GFLOP/s on an earlier AVX2 machine). So nothing is
-assumed from the CPU's name or flags: ``bf16_speedup`` times one square matrix product in each
-format on the device (a few milliseconds; once per device and process) and ``choose_dtype``
-picks bf16 only where it measured at least ``AUTO_MIN_SPEEDUP`` times fp32's speed.
+than fp32 (about 7x at this probe's size, one thread, on the 2-core Xeon with AMX the project is
+measured on), one without them emulates bf16 at a small fraction of fp32's speed (0.94 GFLOP/s on
+an earlier AVX2 machine). So nothing is assumed from the CPU's name or flags: ``bf16_speedup``
+times one square matrix product in each format on the device (tens of milliseconds; once per
+device and process, on one thread on a CPU) and ``choose_dtype`` picks bf16 only where it
+measured at least ``AUTO_MIN_SPEEDUP`` times fp32's speed.
 """
 
 from __future__ import annotations
