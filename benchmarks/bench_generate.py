@@ -4,12 +4,15 @@ One run times, in turns, greedy generation of ``--new-tokens`` tokens after a ``
 token prompt, batch 1, with the ``gpt2`` preset's random weights (seeded; the same weights
 everywhere):
 
-- minigpt, KV cache: ``minigpt_cli.generation.generate`` (what ``minigpt sample`` runs);
-- minigpt, recompute: ``generate(..., use_cache=False)``: the whole sequence again every step,
-  nanoGPT's ``generate`` loop (logits of the last position only, as nanoGPT does);
+- minigpt, KV cache: ``minigpt_cli.generation.generate`` (what ``minigpt sample`` runs), fp32;
+- minigpt, KV cache with bf16 weights: where ``--dtype auto`` (the default, as `minigpt
+  sample`'s) chooses bf16 on this machine (``precision.choose_dtype``: bf16 matrix products
+  measured >= 1.5x fp32's), or always with ``--dtype bfloat16``;
 - transformers: ``GPT2LMHeadModel.generate(use_cache=True, do_sample=False)`` on the same
-  weights (our checkpoint written as a Hugging Face folder: the four Conv1D matrices transposed);
-- with ``--dtype bfloat16``: minigpt's KV cache again with the weights cast to bfloat16.
+  weights (our checkpoint written as a Hugging Face folder: the four Conv1D matrices
+  transposed), fp32;
+- with ``--recompute`` (and ``--quick``): ``generate(..., use_cache=False)``, the whole sequence
+  again every step, nanoGPT's ``generate`` loop (minutes per run at 256 tokens on a CPU).
 
 Each variant lives in its own worker process (so each gets its own peak RSS, read with
 ``resource.getrusage``), loads its model the way a user would, warms up, and then the variants
@@ -25,7 +28,7 @@ LayerNorm, the whole tied LM head (= the token-embedding table), one token-embed
 position-embedding row, plus the keys and values the attention reads (averaged over the run).
 Not counted: activations (kilobytes), the logits written, cache writes.
 
-Usage: python benchmarks/bench_generate.py [--threads N] [--repeats 3] [--dtype bfloat16]
+Usage: python benchmarks/bench_generate.py [--threads N] [--repeats 3] [--dtype auto]
        python benchmarks/bench_generate.py --quick     # seconds: nano preset, a smoke run
 """
 
@@ -237,8 +240,8 @@ def _common_flags(args, work: str) -> list[str]:
 def measure(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_generate_") as work:
         flags = _common_flags(args, work)
-        kinds = [CACHE, RECOMPUTE] + ([HF] if args.with_hf else []) + (
-            [BF16] if args.dtype == "bfloat16" else [])
+        kinds = [CACHE] + ([BF16] if args.bf16 else []) + ([HF] if args.with_hf else []) + (
+            [RECOMPUTE] if args.recompute else [])
         workers = [Worker(k, flags) for k in [BANDWIDTH, *kinds]]  # all start importing
         try:
             info = workers[0].receive()  # weights written, prompt drawn, bytes counted
@@ -272,31 +275,44 @@ def report(args, m: dict) -> str:
         f"params, random weights), prompt {args.prompt_len} tokens, {N} new tokens, batch 1, "
         f"greedy, torch threads {'/'.join(map(str, sorted(set(threads.values()))))}, "
         f"{args.repeats} interleaved runs",
+        f"machine: {m['cpu']}, {os.cpu_count()} CPUs, torch {m['torch']}, "
+        f"{time.strftime('%Y-%m-%d')}; load average {m['load'][0]:.2f} at start, "
+        f"{m['load'][1]:.2f} at end",
+        f"dtype {args.dtype}: {m['why']}",
         f"copy bandwidth: {bw_wall / 1e9:.1f} GB/s wall, {bw_cpu / 1e9:.1f} GB/s on CPU (median "
         f"of {len(copies)} torch copies of {args.bw_mib} MiB, bytes read + written)",
         f"read per token (fp32): {4 * info['weight_elems'] / 1e6:.1f} MB weights + "
         f"{4 * info['kv_elems'] / 1e6:.1f} MB keys/values (run average) = "
-        f"{fp32_bytes / 1e6:.1f} MB -> bandwidth bound {bw_cpu / fp32_bytes:.1f} tokens/s "
-        "(on CPU)",
+        f"{fp32_bytes / 1e6:.1f} MB -> bandwidth bound {bw_wall / fp32_bytes:.1f} tokens/s "
+        f"wall, {bw_cpu / fp32_bytes:.1f} on CPU (bf16: half the bytes, twice the bound)",
         "",
     ]
+    ref = RECOMPUTE if RECOMPUTE in kinds else CACHE
     head = (f"{'variant':34s} {'tok/s':>6s} {'on CPU':>7s} {'runs (wall)':>17s} "
-            f"{'vs recompute':>14s} {'vs transformers':>16s} {'of bound':>9s} "
+            f"{'vs fp32':>10s} {'vs transformers':>16s} {'of bound':>9s} "
             f"{'CPU share':>9s} {'peak RSS':>9s} {'tokens':>13s}")
     lines += [head, "-" * len(head)]
-    reference = runs[RECOMPUTE][0]["result"]
+    reference = runs[ref][0]["result"]
     for k in kinds:
-        bound = bw_cpu / (fp32_bytes / (2 if k == BF16 else 1))
-        of_bound = "-" if k == RECOMPUTE else f"{cpu[k] / bound:.0%}"
+        half = 2 if k == BF16 else 1
+        of_bound = "-" if k == RECOMPUTE else (
+            f"{wall[k] / (bw_wall * half / fp32_bytes):.0%}/"
+            f"{cpu[k] / (bw_cpu * half / fp32_bytes):.0%}")
         vs_hf = f"{wall[k] / wall[HF]:.2f}/{cpu[k] / cpu[HF]:.2f}x" if HF in kinds else "-"
-        vs_re = f"{wall[k] / wall[RECOMPUTE]:.1f}/{cpu[k] / cpu[RECOMPUTE]:.1f}x"
+        vs_32 = f"{wall[k] / wall[CACHE]:.2f}/{cpu[k] / cpu[CACHE]:.2f}x"
         share = statistics.median(r["cpu"] / (r["seconds"] * threads[k]) for r in runs[k])
         same = all(r["result"] == reference for r in runs[k])
-        tokens = "reference" if k == RECOMPUTE else "same" if same else (
-            "differ (bf16)" if k == BF16 else "DIFFER")
+        if k == ref:
+            tokens = "reference"
+        elif same:
+            tokens = "same"
+        else:
+            first = next(i for i, (a, b) in enumerate(zip(runs[k][0]["result"], reference))
+                         if a != b)
+            tokens = f"differ at {first}" if k == BF16 else "DIFFER"
         each = " ".join(f"{N / r['seconds']:.1f}" for r in runs[k])
         lines.append(
-            f"{LABELS[k]:34s} {wall[k]:6.1f} {cpu[k]:7.1f} {each:>17s} {vs_re:>14s} "
+            f"{LABELS[k]:34s} {wall[k]:6.1f} {cpu[k]:7.1f} {each:>17s} {vs_32:>10s} "
             f"{vs_hf:>16s} {of_bound:>9s} {share:9.0%} "
             f"{peaks[k]['peak_kib'] / 1024:5.0f} MiB {tokens:>13s}")
     reset = all(p.get("reset") for p in peaks.values())
@@ -304,9 +320,9 @@ def report(args, m: dict) -> str:
         "",
         "tok/s: new tokens / wall seconds of the whole call (prefill included), median; "
         "on CPU: per second of process CPU time / threads (what the run got of the cores).",
-        "ratios: wall / on CPU. of bound: on-CPU tokens/s / on-CPU bandwidth bound "
-        "(bf16: half the bytes). CPU share: CPU time / (wall x threads); below 100% other",
-        "processes held the cores for part of the run. peak RSS: " + (
+        "ratios and of bound: wall / on CPU. of bound: tokens/s / (copy bandwidth / bytes read "
+        "per token), bf16 rows against half the bytes. CPU share: CPU time / (wall x threads);",
+        "below 100% other processes held the cores for part of the run. peak RSS: " + (
             "while generating (high-water mark reset after loading)" if reset else
             "whole worker process") + "; with loading: " + ", ".join(
             f"{k} {peaks[k]['load_peak_kib'] / 1024:.0f} MiB" for k in kinds) + ".",
@@ -322,8 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads in every worker (0: torch's default) [default: 1]")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                   help="bfloat16 adds a row: the KV-cache path with bf16 weights")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="a bf16-weights row is added where this chooses bfloat16 (auto: where "
+                   "bf16 matrix products measure >= 1.5x fp32's, as `minigpt sample` decides)")
+    p.add_argument("--recompute", action="store_true",
+                   help="add nanoGPT's loop (the whole sequence every step; minutes per run)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--bw-mib", type=int, default=256, help="size of the copied buffer (MiB)")
     p.add_argument("--no-transformers", dest="with_hf", action="store_false",
@@ -338,14 +357,26 @@ def main(argv: list[str] | None = None) -> None:
         _worker(args)
         return
     if args.quick:
-        args.preset, args.new_tokens, args.bw_mib = "nano", 24, 64
+        args.preset, args.new_tokens, args.bw_mib, args.recompute = "nano", 24, 64, True
+    import torch
+
+    from minigpt_cli.precision import choose_dtype
+    from minigpt_cli.train.machine import cpu_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the probe runs on one thread either way
+    dtype, why = choose_dtype(args.dtype, "cpu")
+    args.bf16 = dtype == torch.bfloat16
     if args.with_hf:
         import importlib.util
 
         if importlib.util.find_spec("transformers") is None:
             print("transformers is not installed: leaving out its row", file=sys.stderr)
             args.with_hf = False
-    print(report(args, measure(args)))
+    load0 = os.getloadavg()[0]
+    m = measure(args)
+    m.update(cpu=cpu_model(), torch=torch.__version__, why=why, load=(load0, os.getloadavg()[0]))
+    print(report(args, m))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,45 @@ def test_batched_scoring_equals_the_straightforward_way_with_cropping(config):
         assert a.sums == pytest.approx(b.sums, abs=1e-9)
 
 
+def test_scores_do_not_depend_on_batching_or_chunking():
+    """float32, GPT-2's 50,257-token vocabulary: the chunked output layer (packed.HeadLoss)
+    gives the same predictions and the same summed losses (to 1e-5 relative: float32 sums
+    of ~10 nats per token, added in another order) whatever the batch and the chunk, and the
+    same as the straightforward full-logits way."""
+    from minigpt_cli.evals.packed import HeadLoss, ending_losses
+
+    model = tiny(50257, block=32, width=16)
+    rng = random.Random(1)
+    items = [Item([rng.randrange(50257) for _ in range(rng.randint(1, 12))],
+                  [[rng.randrange(50257) for _ in range(rng.randint(1, 9))] for _ in range(4)])
+             for _ in range(24)]
+    reference = score_simple(model, items)
+
+    def check(sums_per_item):
+        for got, ref in zip(sums_per_item, reference):
+            assert min(range(4), key=got.__getitem__) == min(range(4), key=ref.sums.__getitem__)
+            assert got == pytest.approx(ref.sums, rel=1e-5)
+
+    for batch in (1, 5, 24):
+        check([s.sums for s in score_batched(model, items, batch_size=batch)])
+    with torch.no_grad():
+        for chunk in (1, 7, 4096):
+            check(ending_losses(model, items, "cpu", HeadLoss(model, chunk)))
+
+
+def test_the_head_reuses_one_buffer_across_batches():
+    from minigpt_cli.evals.packed import HeadLoss, ending_losses
+
+    model = tiny(50257, block=32, width=16)
+    head = HeadLoss(model, chunk=16)
+    ptr = head.buf.data_ptr()
+    items = [Item([1, 2, 3], [[4, 5], [6], [7, 8, 9]])] * 10
+    with torch.no_grad():
+        first = ending_losses(model, items, "cpu", head)
+        assert ending_losses(model, items[:3], "cpu", head) == first[:3]
+    assert head.buf.data_ptr() == ptr and head.buf.shape == (16, 50257)
+
+
 def test_a_random_model_scores_near_chance_on_the_real_sample(shared_data):
     path = shared_data / SAMPLE
     text = "".join(ex.context + " " + " ".join(ex.endings) for ex in read_examples(path))

@@ -159,3 +159,54 @@ def test_sampling_follows_the_model_distribution():
     out = run(model, [1, 2], num_samples=4000, seed=0, temperature=1.0, max_new_tokens=1)
     freq = torch.bincount(out[:, 0], minlength=5).float() / 4000
     assert torch.allclose(freq, probs, atol=4 * math.sqrt(0.25 / 4000))
+
+
+def test_decode_one_equals_the_forward_and_writes_the_cache_in_place():
+    """Batch-1 CPU decoding (generation.decode_one) is GPT.forward for one position; the cache
+    is allocated once: the same storage, never grown, across every token."""
+    from minigpt_cli.generation import decode_one
+
+    model = tiny("micro")
+    ids = torch.randint(0, 211, (1, 40), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        full, _ = model(ids)  # (1, 40, V): every position at once, no cache
+        cache = model.new_cache(1, 40)
+        storage = (cache.k.untyped_storage().data_ptr(), cache.v.untyped_storage().data_ptr(),
+                   cache.k.untyped_storage().nbytes())
+        logits, _ = model(ids[:, :8], cache=cache, last_only=True)  # prefill
+        assert torch.allclose(logits[0, -1], full[0, 7], atol=1e-5)
+        for t in range(8, 40):
+            logits = decode_one(model, ids[0, t : t + 1], cache)
+            assert logits.shape == (1, 1, 211)
+            assert torch.allclose(logits[0, -1], full[0, t], atol=1e-5)
+            assert (cache.k.untyped_storage().data_ptr(), cache.v.untyped_storage().data_ptr(),
+                    cache.k.untyped_storage().nbytes()) == storage
+        assert cache.length == 40
+        with pytest.raises(ValueError, match="cannot hold"):
+            decode_one(model, ids[0, :1], cache)
+
+
+def test_bfloat16_weights_pick_the_same_greedy_tokens_but_at_near_ties():
+    """The built-in (trained) model, fp32 vs bf16 weights, on fp32's greedy continuations of
+    four prompts (teacher-forced, 508 positions): bf16 picks fp32's token at >= 97% of
+    positions (99.2% measured), and where it does not, fp32's two best logits were within
+    the bf16 rounding of each other. Free-running greedy text therefore follows fp32's until
+    the first such near-tie (measured: at token 3, never in 200, never, and at token 155)."""
+    from minigpt_cli.loading import load_model
+
+    model, tok, _ = load_model(None, None, "cpu", torch.float32)
+    low, _, _ = load_model(None, None, "cpu", torch.bfloat16)
+    total = same = 0
+    for text in ["The ", "What is truth? ", "Supposing that Truth is a woman--what then? ",
+                 "Morality "]:
+        ids = tok.encode(text)
+        out = run(model, ids, temperature=0.0, max_new_tokens=120)[0].tolist()
+        seq = torch.tensor([(ids + out)[-model.config.block_size:]])
+        with torch.no_grad():
+            a, b = model(seq)[0][0], low(seq)[0][0].float()
+        err = float((a - b).abs().max())
+        differ = a.argmax(-1) != b.argmax(-1)
+        top2 = a.topk(2, dim=-1).values
+        assert bool(((top2[:, 0] - top2[:, 1])[differ] <= 2 * err).all())
+        total, same = total + len(seq[0]), same + int((~differ).sum())
+    assert same / total >= 0.97

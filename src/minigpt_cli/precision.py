@@ -1,16 +1,23 @@
-"""``--dtype auto``: the compute format this machine runs fastest, measured, not assumed.
+"""Is bfloat16 fast here? Measured answers, and the number format `--dtype auto` picks.
 
-On a CUDA GPU with bf16 support auto is bf16 autocast. On a CPU it depends on the silicon:
-with AMX or AVX512-BF16 a bf16 matmul runs several times faster than fp32 (6x measured on a
-Xeon with AMX), without them it is emulated and runs up to 200x slower. So auto times the
-work that dominates a step at the shape the model actually runs -- one MLP forward and
-backward, tokens x d_model -> 4 d_model -> d_model, rows capped at 512 -- with bf16 autocast
-and without, and takes bf16 only where it is at least ``MIN_SPEEDUP`` times faster: a tiny
-model, whose step is dispatch-bound, stays in float32 even on bf16 hardware, because
-autocast's casts cost more than its matmuls save.
+Machines differ: a CPU with AMX or AVX512-BF16 multiplies bf16 matrices several times faster
+than fp32 (about 7x at the probe's size, one thread, on the 2-core Xeon with AMX the project is
+measured on), one without them emulates bf16 at a small fraction of fp32's speed (0.94 GFLOP/s on
+an earlier AVX2 machine). So nothing is assumed from the CPU's name or flags. Two questions:
 
-The probe draws no random numbers (exact resume: train/loop.py restores the RNG streams
-after start-up) and takes well under a second; results are cached per process and shape.
+- Generation (`minigpt sample`, weights in bf16): is a bf16 matrix product faster?
+  ``bf16_speedup`` times one square product in each format on the device (tens of
+  milliseconds; once per device and process, on one thread on a CPU) and ``choose_dtype`` picks
+  bf16 only where it measured at least ``AUTO_MIN_SPEEDUP`` times fp32's speed.
+- Training (`pretrain`/`finetune`, bf16 autocast over fp32 weights): is a step faster? On a CPU
+  ``choose`` times the work that dominates a step at the shape the model actually runs -- one
+  MLP forward and backward, tokens x d_model -> 4 d_model -> d_model, rows capped at 512 --
+  with bf16 autocast and without (``mlp_bf16_speedup``), and takes bf16 only where it is at
+  least ``AUTO_MIN_SPEEDUP`` times faster: a tiny model, whose step is dispatch-bound, stays in
+  float32 even on bf16 hardware, because autocast's casts cost more than its matmuls save.
+
+No probe draws from the global random streams (exact resume: train/loop.py restores them after
+start-up); results are cached per process.
 """
 
 from __future__ import annotations
@@ -23,8 +30,79 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-MIN_SPEEDUP = 1.5
-MAX_ROWS = 512
+AUTO_MIN_SPEEDUP = 1.5  # bf16 must be this much faster than fp32 for `--dtype auto` to pick it
+_N = 512  # matrix size of the probe: 0.27 GFLOP a product
+_BUDGET_S = 0.02  # time each format for about this long (at least 2 products)
+_speedups: dict[str, float] = {}
+MAX_ROWS = 512  # the training probe's tokens
+
+NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _seconds_per_product(dtype: torch.dtype, device: torch.device) -> float:
+    """Fastest of a few timed products of two (_N x _N) matrices (after one warm-up)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(_N, _N, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(_N, _N, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(_N, _N, device=device, dtype=dtype)
+    t0 = time.perf_counter()
+    torch.mm(a, b, out=out)  # warm-up: kernel selection, lazy initialisation
+    _sync(device)
+    warm = time.perf_counter() - t0
+    if warm > 5 * _BUDGET_S:  # emulated: one product says enough (0.3 s at 1 GFLOP/s)
+        return warm
+    best, spent = float("inf"), 0.0
+    for i in range(20):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if i >= 1 and spent >= _BUDGET_S:
+            break
+    return best
+
+
+def bf16_speedup(device: torch.device | str = "cpu") -> float:
+    """bf16 matrix-product speed / fp32's on ``device``, measured (cached per process)."""
+    device = torch.device(device)
+    key = str(device)
+    if key not in _speedups:
+        threads = torch.get_num_threads()
+        if device.type == "cpu":  # one core: what the hardware does, not what a busy
+            torch.set_num_threads(1)  # machine's scheduler gives two threads at once
+        try:
+            with torch.inference_mode():
+                fp32 = _seconds_per_product(torch.float32, device)
+                try:
+                    bf16 = _seconds_per_product(torch.bfloat16, device)
+                except (RuntimeError, TypeError):  # a backend without bf16 products
+                    bf16 = float("inf")
+        finally:
+            torch.set_num_threads(threads)
+        _speedups[key] = fp32 / bf16
+    return _speedups[key]
+
+
+def choose_dtype(name: str, device: torch.device | str = "cpu") -> tuple[torch.dtype, str]:
+    """``--dtype`` -> (dtype, why, in words). ``auto``: bf16 where measured at least
+    ``AUTO_MIN_SPEEDUP`` x fp32's matrix-product speed on ``device``, else fp32."""
+    if name != "auto":
+        return NAMES[name], f"{name} (asked for)"
+    s = bf16_speedup(device)
+    where = torch.device(device).type
+    if s >= AUTO_MIN_SPEEDUP:
+        return torch.bfloat16, (f"bfloat16 (auto: bf16 matrix products measured {s:.1f}x "
+                                f"float32's on this {where})")
+    return torch.float32, (f"float32 (auto: bf16 matrix products measured {s:.2f}x float32's "
+                           f"on this {where}, below {AUTO_MIN_SPEEDUP}x)")
 
 
 @dataclass(frozen=True)
@@ -72,15 +150,13 @@ def _block(rows: int, d: int, bf16: bool):
 
 
 @functools.cache
-def bf16_speedup(rows: int, d: int) -> float:
+def mlp_bf16_speedup(rows: int, d: int) -> float:
     """fp32 time / bf16-autocast time of one MLP forward+backward of ``rows`` tokens at width
     ``d`` on this CPU (> 1: bf16 faster)."""
     rows = max(1, min(rows, MAX_ROWS))
-    # one small bf16 matmul first: where bf16 is emulated (up to 200x slower) the full probe
-    # would take seconds, and its answer is already known
-    a = torch.ones(64, d)
-    b = torch.ones(d, 4 * d)
-    matmul = _seconds(lambda: a @ b) / _seconds(lambda: a.bfloat16() @ b.bfloat16())
+    # the matrix-product probe first: where bf16 is emulated (up to 200x slower) the MLP
+    # probe would take seconds, and its answer is already known
+    matmul = bf16_speedup("cpu")
     if matmul < 1.0:
         return matmul
     return _seconds(_block(rows, d, False)) / _seconds(_block(rows, d, True))
@@ -97,10 +173,10 @@ def choose(name: str, device: torch.device, rows: int, d_model: int) -> Choice:
     if device.type != "cpu":
         return Choice(torch.float32, f"dtype auto: float32 (on {device.type})")
     rows = max(1, min(rows, MAX_ROWS))
-    x = bf16_speedup(rows, d_model)
+    x = mlp_bf16_speedup(rows, d_model)
     what = f"this model's MLP ({rows} tokens x {d_model} wide, forward+backward)"
-    if x >= MIN_SPEEDUP:
+    if x >= AUTO_MIN_SPEEDUP:
         return Choice(torch.bfloat16, f"dtype auto: bfloat16 autocast ({what} ran {x:.1f}x as "
                                       "fast as in float32)")
     return Choice(torch.float32, f"dtype auto: float32 ({what} ran {x:.2f}x as fast in bf16; "
-                                 f"bf16 needs {MIN_SPEEDUP}x)")
+                                 f"bf16 needs {AUTO_MIN_SPEEDUP}x)")

@@ -63,6 +63,10 @@ class ModelSourceSettings(DeviceSettings):
 
 
 class SampleSettings(ModelSourceSettings):
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Number format of the weights. auto = bfloat16 where bf16 matrix "
+        "products measure at least 1.5x float32's on the device (precision.py), else float32."
+    )
     prompt: str | None = Field(None, description="Text to continue.")
     prompt_file: Path | None = Field(None, description="Read the prompt from this file.")
     max_new_tokens: int = Field(200, ge=1, le=1_000_000, description="Tokens to generate.")

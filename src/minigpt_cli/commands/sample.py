@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 
 from minigpt_cli.commands.options import (
+    RUNTIME_PANEL,
     CheckpointOpt,
     ConfigOpt,
     DeviceOpt,
-    DtypeOpt,
     FromHfOpt,
 )
 from minigpt_cli.commands.render import err_console
@@ -45,7 +45,9 @@ def sample(
     checkpoint: CheckpointOpt = None,
     from_hf: FromHfOpt = None,
     device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
+    dtype: Annotated[str | None, typer.Option(
+        help="auto | float32 | bfloat16 | float16 \\[default: auto]: auto = bfloat16 where "
+        "measured >= 1.5x faster than float32 here.", rich_help_panel=RUNTIME_PANEL)] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Generate text with a KV cache; tokens stream to stdout as they are produced."""
@@ -60,11 +62,13 @@ def sample(
 
     from minigpt_cli.generation import SamplingParams, crop_prompt, generate
     from minigpt_cli.loading import load_model
-    from minigpt_cli.runtime import resolve_device, resolve_dtype
+    from minigpt_cli.precision import choose_dtype
+    from minigpt_cli.runtime import resolve_device
 
     dev = resolve_device(s.device)
-    model, tok, what = load_model(s.checkpoint, s.from_hf, dev, resolve_dtype(s.dtype))
-    err_console.print(f"[dim]sampling from {what}[/dim]")
+    dtype, why = choose_dtype(s.dtype, dev)
+    model, tok, what = load_model(s.checkpoint, s.from_hf, dev, dtype)
+    err_console.print(f"[dim]sampling from {what} in {why}[/dim]")
     ids, dropped = crop_prompt(tok.encode(text, allow_special=True), model.config.block_size)
     if dropped:
         err_console.print(f"[yellow]warning:[/yellow] the prompt is longer than the model's "

@@ -5,9 +5,10 @@ context; the caller picks the lowest sum or the lowest mean per token.
 
 ``score_batched`` is the fast path: many items per forward pass, each packed into one row
 (context once, then every ending; see packed.py), logits only where an ending token is
-predicted. ``score_simple`` is the straightforward reference (one item at a time, context +
-ending in full for every ending, right-padded -- exact for a causal model, as no real position
-attends to a later padded one): the benchmark's baseline and a check in the tests.
+predicted, a chunk of rows at a time in one reused buffer. ``score_simple`` is the
+straightforward reference (one item at a time, context + ending in full for every ending,
+right-padded -- exact for a causal model, as no real position attends to a later padded one):
+the benchmark's baseline and a check in the tests.
 """
 
 from __future__ import annotations
@@ -71,17 +72,18 @@ def score_batched(model, items: list[Item], batch_size: int = 16,
     """Scores of every item, in order (each fitted to the context first), packed
     (``packed.py``): ``batch_size`` items per forward pass, sorted by packed length so that
     little is padding. ``on_done(n)`` reports n more items scored."""
-    from minigpt_cli.evals.packed import ending_losses
+    from minigpt_cli.evals.packed import HeadLoss, ending_losses
 
     raw = unwrap(model)
     device = raw.transformer.wte.weight.device
+    head = HeadLoss(raw)  # one logits buffer for the whole run
     items = [fit_to_context(it, raw.config.block_size)[0] for it in items]
     order = sorted(range(len(items)),
                    key=lambda i: len(items[i].context) + sum(len(e) for e in items[i].endings))
     out: list[Scores | None] = [None] * len(items)
     for k in range(0, len(order), batch_size):
         chunk = order[k : k + batch_size]
-        for i, sums in zip(chunk, ending_losses(raw, [items[i] for i in chunk], device)):
+        for i, sums in zip(chunk, ending_losses(raw, [items[i] for i in chunk], device, head)):
             out[i] = Scores(sums, [len(e) for e in items[i].endings])
         if on_done is not None:
             on_done(len(chunk))

@@ -1,11 +1,19 @@
 """Packed scoring: one row per item holding its context once and then every ending, each ending
 attending to the context and to its own earlier tokens only, at the positions it would have
-after the context alone. Logits are computed only where an ending token is predicted.
+after the context alone. Only the hidden states that predict an ending token go through the
+output layer, in chunks.
 
 For HellaSwag (context ~25 tokens, four endings ~14 each) this feeds ~80 tokens per item
 instead of ~180 (context + ending four times, padded), runs the 50k-wide output layer on ~56
 positions instead of ~180, and batches many items into one forward pass (rows padded to the
 longest in a batch of items sorted by packed length).
+
+The output layer and the loss are where a small model spends its time (a 2-layer model with
+GPT-2's 50,257-token vocabulary: over 90% of it). ``HeadLoss`` computes them ``chunk`` rows at a
+time into one buffer it keeps across batches: logits of a chunk (chunk x vocabulary) are
+written in place, the log-sum-exp taken in place (max, subtract, exp, sum), so the
+(positions x 50,257) logits never exist whole and no large tensor is allocated per batch
+(glibc returns large blocks to the OS on free and faults them back in on the next batch).
 
 ``packed_hidden`` is GPT-2's forward (the model's own modules: embeddings, pre-LN blocks with
 GELU MLPs, final LayerNorm) with explicit positions and an explicit attention mask, which the
@@ -21,6 +29,8 @@ import torch
 from torch.nn import functional as F
 
 from minigpt_cli.model import GPT
+
+CHUNK = 128  # rows of logits at a time: 128 x 50,257 fp32 = 25.7 MB (bench: best of 16-256)
 
 
 def packed_hidden(gpt: GPT, idx: torch.Tensor, pos: torch.Tensor,
@@ -55,46 +65,83 @@ class Packed:
 def pack(items) -> Packed:
     """Lay out items (each with ``context`` and ``endings`` token lists) as packed rows."""
     T = max(len(it.context) + sum(len(e) - 1 for e in it.endings) for it in items)
-    B = len(items)
-    idx = torch.zeros(B, T, dtype=torch.long)
-    pos = torch.zeros(B, T, dtype=torch.long)
-    mask = torch.zeros(B, T, T, dtype=torch.bool)
+    idx, pos, group = [], [], []  # per row, T slots; group: 0 context, k ending k, -1 padding
     rows, cols, targets, segment = [], [], [], []
     seg = 0
     for b, it in enumerate(items):
         c = len(it.context)
-        idx[b, :c] = torch.tensor(it.context)
-        pos[b, :c] = torch.arange(c)
-        mask[b, :c, :c] = torch.ones(c, c, dtype=torch.bool).tril()  # causal context
+        r_idx, r_pos, r_group = list(it.context), list(range(c)), [0] * c
         p = c
-        for e in it.endings:
+        for k, e in enumerate(it.endings, 1):
             n = len(e) - 1  # an ending's last token is predicted, never fed
-            if n:
-                idx[b, p : p + n] = torch.tensor(e[:-1])
-                pos[b, p : p + n] = torch.arange(c, c + n)  # right after the context
-                mask[b, p : p + n, :c] = True  # sees the whole context
-                mask[b, p : p + n, p : p + n] = torch.ones(n, n, dtype=torch.bool).tril()
+            r_idx += e[:-1]
+            r_pos += range(c, c + n)  # right after the context
+            r_group += [k] * n
             rows += [b] * len(e)
             cols += [c - 1, *range(p, p + n)]  # e[0] from the context's last slot, then chain
             targets += e
             segment += [seg] * len(e)
             seg += 1
             p += n
-        pad = torch.arange(p, T)
-        mask[b, pad, pad] = True  # padding attends to itself (no empty softmax rows)
+        pad = T - p
+        idx.append(r_idx + [0] * pad)
+        pos.append(r_pos + [0] * pad)
+        group.append(r_group + [-1] * pad)
+    g = torch.tensor(group)  # (B, T)
+    gq, gk = g[:, :, None], g[:, None, :]  # query t, key s
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    # context keys: seen by the context (causally) and by every ending; an ending's own keys:
+    # causally; padding attends to itself only (no empty softmax rows)
+    mask = ((gk == 0) & (gq >= 0) | (gk == gq) & (gq > 0)) & causal
+    mask |= torch.eye(T, dtype=torch.bool) & (gq < 0)
     rows_t, cols_t, targets_t, segment_t = (torch.tensor(v, dtype=torch.long)
                                             for v in (rows, cols, targets, segment))
-    return Packed(idx, pos, mask, rows_t, cols_t, targets_t, segment_t)
+    return Packed(torch.tensor(idx), torch.tensor(pos), mask, rows_t, cols_t, targets_t,
+                  segment_t)
 
 
-def ending_losses(gpt: GPT, items, device) -> list[list[float]]:
-    """Summed loss (nats) of every ending of every item, in order."""
+class HeadLoss:
+    """-log p(target | hidden state) through the tied output layer, ``chunk`` rows at a time,
+    in one logits buffer kept from call to call (see the module docstring). Logits are at least
+    float32 (a half-precision model's are computed in its dtype, then upcast)."""
+
+    def __init__(self, gpt: GPT, chunk: int = CHUNK) -> None:
+        V = gpt.config.vocab_size
+        self.weight = gpt.lm_head.weight[:V]  # (V, C): padded ids are never predicted
+        self.chunk = chunk
+        dt = self.weight.dtype
+        up = torch.promote_types(dt, torch.float32)
+        dev = self.weight.device
+        self.buf = torch.empty(chunk, V, dtype=up, device=dev)
+        self.low = torch.empty(chunk, V, dtype=dt, device=dev) if up != dt else None
+
+    def __call__(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """h (N, C), targets (N,) -> nats (N,) in the logits' dtype."""
+        N = h.size(0)
+        out = torch.empty(N, dtype=self.buf.dtype, device=h.device)
+        wt = self.weight.t()
+        for r in range(0, N, self.chunk):
+            n = min(self.chunk, N - r)
+            z = self.buf[:n]
+            if self.low is None:
+                torch.mm(h[r : r + n], wt, out=z)  # (n, V) logits, in place
+            else:
+                z.copy_(torch.mm(h[r : r + n], wt, out=self.low[:n]))
+            picked = z.gather(1, targets[r : r + n, None]).squeeze(1)  # (n,) target logits
+            m = z.amax(dim=1, keepdim=True)  # (n, 1)
+            lse = z.sub_(m).exp_().sum(dim=1).log_().add_(m.squeeze(1))  # log-sum-exp
+            out[r : r + n] = lse - picked
+        return out
+
+
+def ending_losses(gpt: GPT, items, device, head: HeadLoss | None = None) -> list[list[float]]:
+    """Summed loss (nats) of every ending of every item, in order. Pass the same ``head`` for
+    every batch of a run so its buffer is reused."""
+    head = head or HeadLoss(gpt)
     p = pack(items)
     h = packed_hidden(gpt, p.idx.to(device), p.pos.to(device), p.mask.to(device))  # (B, T, C)
     sel = h[p.rows.to(device), p.cols.to(device)]  # (N, C): only where a token is predicted
-    logits = gpt.lm_head(sel)[:, : gpt.config.vocab_size]  # (N, V)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    nll = F.cross_entropy(logits, p.targets.to(device), reduction="none")  # (N,)
+    nll = head(sel, p.targets.to(device))  # (N,)
     n_seg = int(p.segment[-1]) + 1
     sums = torch.zeros(n_seg, dtype=nll.dtype, device=device).index_add_(
         0, p.segment.to(device), nll).tolist()
