@@ -51,7 +51,6 @@ import datetime
 import json
 import os
 import pickle
-import platform
 import re
 import shutil
 import statistics
@@ -131,13 +130,9 @@ else:
 
 # -- machine ---------------------------------------------------------------------------------
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from minigpt_cli.train.machine import cpu_model as read  # the run record's own reading
+
+    return read()
 
 
 def cpu_flags() -> str:
