@@ -21,12 +21,10 @@ pytestmark = pytest.mark.skipif(allocator.glibc_version() is None,
 # Runs a command in-process through the real entry point, then measures: touch a 256 MiB
 # malloc'd block, free it, malloc and touch it again; prints the minor faults of the retouch.
 PROBE = r"""
-import ctypes, resource, sys
+import ctypes, json, resource, sys
 from minigpt_cli.cli import app
-try:
-    app(["plugins"], prog_name="minigpt", standalone_mode=False)
-except SystemExit:
-    pass
+code = app(json.loads(sys.argv[1]), prog_name="minigpt", standalone_mode=False)
+assert code in (None, 0), f"the command exited {code}"
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 n = 256 << 20
@@ -41,17 +39,21 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
 """
 
 
-def retouch_faults(**env: str) -> int:
-    r = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env},
-                       capture_output=True, text=True, timeout=120)
+def retouch_faults(command: list[str], **env: str) -> int:
+    r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(command)],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return int(r.stdout.strip().splitlines()[-1])
 
 
-def test_a_command_keeps_freed_large_blocks_mapped():
+@pytest.mark.parametrize("command", [
+    ["plugins"],
+    ["sample", "--prompt", "What is noble? ", "-n", "4", "--dtype", "float32"],  # built-in model
+])
+def test_a_command_keeps_freed_large_blocks_mapped(command):
     pages = (256 << 20) // os.sysconf("SC_PAGE_SIZE")
-    kept = retouch_faults()
-    system = retouch_faults(MINIGPT_ALLOCATOR="system")
+    kept = retouch_faults(command)
+    system = retouch_faults(command, MINIGPT_ALLOCATOR="system")
     assert system > pages // 2  # glibc's default: munmap on free, fresh pages on reuse
     assert kept < pages // 100  # the policy: the block stays mapped, reuse is free
 
