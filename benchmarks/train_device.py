@@ -193,7 +193,7 @@ def main(args) -> dict:
         mine["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         model = GPT(cfg)
         mine["planner_memory_gib"] = estimate_memory(cfg, state_bytes(model, "adamw"), B, T,
-                                                     dtype, False) / 2**30
+                                                     dtype, False, device.type) / 2**30
         del model
     r["minigpt"] = mine
     r["target"] = {"mfu": TARGET_MFU, "met": mine["mfu"] >= TARGET_MFU}

@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.kernels import causal_attention, tanh_gelu
+from minigpt_cli.lm_loss import linear_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -234,12 +235,15 @@ class GPT(nn.Module):
         cache: KVCache | None = None,
         loss_mask: torch.Tensor | None = None,
         last_only: bool = False,
+        need_logits: bool = True,
     ):
         """idx (B, T) token ids -> (logits (B, T, vocab_size), loss or None).
 
         ``targets`` (B, T) with -1 for ignored positions; ``loss_mask`` (B, T) 0/1 selects which
         positions count. With ``cache``, positions continue from ``cache.length``. ``last_only``
-        computes logits for the final position only (generation).
+        computes logits for the final position only (generation). ``need_logits=False`` with
+        ``targets`` (the trainer) may return ``(None, loss)``: on a CPU the output layer and the
+        loss then run fused (lm_loss.py), the logits never kept.
         """
         B, T = idx.size()
         start = cache.length if cache is not None else 0
@@ -263,6 +267,13 @@ class GPT(nn.Module):
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C): LayerNorm is per position, so normalise only this one
         x = self.transformer.ln_f(x)
+        if (targets is not None and not need_logits and x.device.type == "cpu"
+                and type(self.lm_head) is nn.Linear):
+            if loss_mask is not None:
+                targets = targets.masked_fill(loss_mask == 0, -1)
+            weight = self.lm_head.weight[: self.config.vocab_size]  # padded ids never predicted
+            return None, linear_cross_entropy(x.reshape(-1, x.size(-1)), weight,
+                                              targets.reshape(-1), ignore_index=-1)
         logits = self.lm_head(x)  # (B, T, V_padded)
         if self.config.padded_vocab_size != self.config.vocab_size:
             logits = logits[..., : self.config.vocab_size]  # padded ids are never predicted

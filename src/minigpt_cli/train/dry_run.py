@@ -6,7 +6,9 @@ momentum buffer, 4); a frozen parameter (finetune's --freeze-blocks, LoRA's base
 its 4 -- plus activations: about 17 values per token per layer and width unit saved for the
 backward pass (Korthikanti et al. 2022, "Reducing Activation Recomputation", with fused
 attention so no T x T scores), or one per layer plus one layer's worth with activation
-checkpointing, plus the logits (kept, cast to float32, and their gradient).
+checkpointing, plus the logits: on a CPU one float32 buffer (the output layer and the loss run
+fused, lm_loss.py; under bf16 autocast the bf16 product too), elsewhere the logits kept, cast to
+float32, and their gradient.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def state_bytes(model: torch.nn.Module, optimizer: str) -> int:
 
 
 def estimate_memory(config: GPTConfig, state: int, micro_batch: int, seq_len: int,
-                    dtype: torch.dtype, checkpointing: bool) -> int:
+                    dtype: torch.dtype, checkpointing: bool, device_type: str = "cpu") -> int:
     """Bytes at the peak of one training step on one process (an estimate); ``state``: from
     ``state_bytes``."""
     act_bytes = 2 if dtype in (torch.bfloat16, torch.float16) else 4
@@ -42,7 +44,9 @@ def estimate_memory(config: GPTConfig, state: int, micro_batch: int, seq_len: in
     per_layer = 17 * btc * act_bytes
     layers = config.n_layer * btc * act_bytes + per_layer if checkpointing else \
         config.n_layer * per_layer
-    logits = micro_batch * seq_len * config.padded_vocab_size * (act_bytes + 4 + 4)
+    per_logit = (4 + (act_bytes if act_bytes == 2 else 0) if device_type == "cpu"
+                 else act_bytes + 4 + 4)
+    logits = micro_batch * seq_len * config.padded_vocab_size * per_logit
     return state + layers + logits
 
 
@@ -71,7 +75,8 @@ def auto_micro_batch(config: GPTConfig, state: int, tokens_per_step: int | None,
     if device.type != "cuda":
         budget = available_memory(device) // 2
         for b in cands:
-            if estimate_memory(config, state, b, seq_len, dtype, checkpointing) <= budget:
+            if estimate_memory(config, state, b, seq_len, dtype, checkpointing,
+                               device.type) <= budget:
                 return b
         return cands[-1]
     for b in cands:
@@ -101,7 +106,7 @@ def _two_steps(config, b, seq_len, device, dtype, checkpointing) -> None:
     for _ in range(2):
         x = torch.randint(0, config.vocab_size, (b, seq_len + 1), device=device)
         with autocast(device, dtype):
-            _, loss = model(x[:, :-1], x[:, 1:])
+            _, loss = model(x[:, :-1], x[:, 1:], need_logits=False)  # as the trainer runs it
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -183,7 +188,8 @@ def make_plan(trainer, settings, start_step: int) -> Plan:
         accum=spec.accum, world=spec.dist.world, flops_per_step=fpt * tps,
         memory_bytes=estimate_memory(raw.config, state_bytes(raw, settings.optimizer),
                                      spec.micro_batch, spec.seq_len,
-                                     spec.dtype, settings.activation_checkpointing),
+                                     spec.dtype, settings.activation_checkpointing,
+                                     trainer.device.type),
         memory_available=available_memory(trainer.device), step_seconds=step_s, tok_per_s=tok_s,
         mfu=mfu, start_step=start_step, max_steps=settings.max_steps, eta_seconds=eta,
         target_tokens=settings.target_tokens, target_seconds=target_s, cost=cost,

@@ -217,9 +217,10 @@ class Trainer:
         no_sync = self.d.enabled and not sync
         with self.model.no_sync() if no_sync else contextlib.nullcontext():
             with autocast(self.device, self.spec.dtype):
-                logits, loss = self.model(batch.x, batch.y, loss_mask=batch.mask)
-            if n == 0:  # nothing counts here: a zero that still reaches every weight
-                loss = logits.float().sum() * 0.0
+                logits, loss = self.model(batch.x, batch.y, loss_mask=batch.mask,
+                                          need_logits=False)  # CPU: head + loss fused
+            if n == 0 and logits is not None:  # nothing counts: a zero reaching every weight
+                loss = logits.float().sum() * 0.0  # (the fused form's loss is that zero already)
             if self.spec.faults is not None:
                 loss = self.spec.faults.loss(taken, loss)
             self.parts.scaler.scale(loss * (n * self.d.world / total)).backward()
