@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 import os
 import platform
-try:
-    import resource
-except ImportError:  # not POSIX
-    resource = None
+
 import time
 from pathlib import Path
 
 import torch
 
 from minigpt_cli import allocator, atomic
+
+try:
+    import resource
+except ImportError:  # not POSIX
+    resource = None
 
 
 def cpu_model() -> str:
