@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-
 import time
 from pathlib import Path
 
