@@ -67,3 +67,18 @@ def test_the_model_gives_the_same_loss_and_gradients_with_and_without_logits():
     torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-6, atol=1e-6)
     for a, b in zip(out[1][1], out[0][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_no_counted_target_is_a_zero_loss_in_both_forms():
+    """The trainer relies on it: a micro-batch whose targets are all masked adds 0.0, not NaN,
+    and every weight still gets a (zero) gradient (DDP reduces every parameter)."""
+    cfg = GPTConfig(vocab_size=61, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    idx = torch.randint(0, 61, (2, 16))
+    for need in (True, False):
+        model.zero_grad(set_to_none=True)
+        _, loss = model(idx, torch.full((2, 16), -1), need_logits=need)
+        loss.backward()
+        assert loss.item() == 0.0
+        assert all(p.grad is not None and p.grad.abs().max() == 0 for p in model.parameters())

@@ -267,10 +267,10 @@ class GPT(nn.Module):
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C): LayerNorm is per position, so normalise only this one
         x = self.transformer.ln_f(x)
+        if targets is not None and loss_mask is not None:
+            targets = targets.masked_fill(loss_mask == 0, -1)
         if (targets is not None and not need_logits and x.device.type == "cpu"
                 and type(self.lm_head) is nn.Linear):
-            if loss_mask is not None:
-                targets = targets.masked_fill(loss_mask == 0, -1)
             weight = self.lm_head.weight[: self.config.vocab_size]  # padded ids never predicted
             return None, linear_cross_entropy(x.reshape(-1, x.size(-1)), weight,
                                               targets.reshape(-1), ignore_index=-1)
@@ -279,11 +279,12 @@ class GPT(nn.Module):
             logits = logits[..., : self.config.vocab_size]  # padded ids are never predicted
         loss = None
         if targets is not None:
-            if loss_mask is not None:
-                targets = targets.masked_fill(loss_mask == 0, -1)
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1
-            )
+            # the mean over counted targets; 0.0 (not NaN) when none counts, still reaching
+            # every weight (as lm_loss.py does): a micro-batch of masked windows is harmless
+            flat = targets.reshape(-1)
+            nats = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat,
+                                   ignore_index=-1, reduction="sum")
+            loss = nats / (flat >= 0).sum().clamp(min=1)
         return logits, loss
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:

@@ -23,20 +23,18 @@ start-up); results are cached per process.
 from __future__ import annotations
 
 import functools
-import statistics
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-AUTO_MIN_SPEEDUP = 1.5  # bf16 must be this much faster than fp32 for `--dtype auto` to pick it
-_N = 512  # matrix size of the probe: 0.27 GFLOP a product
-_BUDGET_S = 0.02  # time each format for about this long (at least 2 products)
-_speedups: dict[str, float] = {}
-MAX_ROWS = 512  # the training probe's tokens
+from minigpt_cli.runtime import DTYPES
 
-NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+AUTO_MIN_SPEEDUP = 1.5  # bf16 must be this much faster than fp32 for `--dtype auto` to pick it
+_N = 512  # matrix size of the product probe: 0.27 GFLOP a product
+MAX_ROWS = 512  # the training probe's tokens
+_speedups: dict[str, float] = {}
 
 
 def _sync(device: torch.device) -> None:
@@ -46,28 +44,36 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _seconds_per_product(dtype: torch.dtype, device: torch.device) -> float:
-    """Fastest of a few timed products of two (_N x _N) matrices (after one warm-up)."""
+def _seconds(run, budget: float) -> float:
+    """Fastest of a few timed ``run()`` calls after a timed warm-up, repeating for about
+    ``budget`` seconds (at least three); a warm-up over 5 x ``budget`` is the answer itself
+    (emulated bf16: one run says enough)."""
+    t0 = time.perf_counter()
+    run()  # warm-up: kernel selection, lazy initialisation
+    warm = time.perf_counter() - t0
+    if warm > 5 * budget:
+        return warm
+    best, spent, n = float("inf"), 0.0, 0
+    while n < 3 or (spent < budget and n < 20):
+        t0 = time.perf_counter()
+        run()
+        dt = time.perf_counter() - t0
+        best, spent, n = min(best, dt), spent + dt, n + 1
+    return best
+
+
+def _product(dtype: torch.dtype, device: torch.device):
+    """One (_N x _N) matrix product in ``dtype`` on ``device``, as a timed callable."""
     g = torch.Generator().manual_seed(0)
     a = torch.randn(_N, _N, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(_N, _N, generator=g).to(device=device, dtype=dtype)
     out = torch.empty(_N, _N, device=device, dtype=dtype)
-    t0 = time.perf_counter()
-    torch.mm(a, b, out=out)  # warm-up: kernel selection, lazy initialisation
-    _sync(device)
-    warm = time.perf_counter() - t0
-    if warm > 5 * _BUDGET_S:  # emulated: one product says enough (0.3 s at 1 GFLOP/s)
-        return warm
-    best, spent = float("inf"), 0.0
-    for i in range(20):
-        t0 = time.perf_counter()
+
+    def run() -> None:
         torch.mm(a, b, out=out)
         _sync(device)
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
-        if i >= 1 and spent >= _BUDGET_S:
-            break
-    return best
+
+    return run
 
 
 def bf16_speedup(device: torch.device | str = "cpu") -> float:
@@ -80,9 +86,9 @@ def bf16_speedup(device: torch.device | str = "cpu") -> float:
             torch.set_num_threads(1)  # machine's scheduler gives two threads at once
         try:
             with torch.inference_mode():
-                fp32 = _seconds_per_product(torch.float32, device)
+                fp32 = _seconds(_product(torch.float32, device), 0.02)
                 try:
-                    bf16 = _seconds_per_product(torch.bfloat16, device)
+                    bf16 = _seconds(_product(torch.bfloat16, device), 0.02)
                 except (RuntimeError, TypeError):  # a backend without bf16 products
                     bf16 = float("inf")
         finally:
@@ -95,7 +101,7 @@ def choose_dtype(name: str, device: torch.device | str = "cpu") -> tuple[torch.d
     """``--dtype`` -> (dtype, why, in words). ``auto``: bf16 where measured at least
     ``AUTO_MIN_SPEEDUP`` x fp32's matrix-product speed on ``device``, else fp32."""
     if name != "auto":
-        return NAMES[name], f"{name} (asked for)"
+        return DTYPES[name], f"{name} (asked for)"
     s = bf16_speedup(device)
     where = torch.device(device).type
     if s >= AUTO_MIN_SPEEDUP:
@@ -113,22 +119,6 @@ class Choice:
     @property
     def name(self) -> str:
         return str(self.dtype).removeprefix("torch.")
-
-
-def _seconds(run, budget: float = 0.15) -> float:
-    """Median seconds of ``run()`` (after one warm-up), repeating within about ``budget``."""
-    run()
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < 3 or (spent < budget and len(times) < 20):
-        t0 = time.perf_counter()
-        run()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        spent += dt
-        if dt > budget:  # one slow run says enough (emulated bf16: do not wait for three)
-            break
-    return statistics.median(times)
 
 
 def _block(rows: int, d: int, bf16: bool):
@@ -159,13 +149,13 @@ def mlp_bf16_speedup(rows: int, d: int) -> float:
     matmul = bf16_speedup("cpu")
     if matmul < 1.0:
         return matmul
-    return _seconds(_block(rows, d, False)) / _seconds(_block(rows, d, True))
+    return _seconds(_block(rows, d, False), 0.15) / _seconds(_block(rows, d, True), 0.15)
 
 
 def choose(name: str, device: torch.device, rows: int, d_model: int) -> Choice:
     """The compute dtype for ``--dtype name``; ``rows`` = tokens per micro-batch."""
     if name != "auto":
-        return Choice(getattr(torch, name), f"--dtype {name}")
+        return Choice(DTYPES[name], f"--dtype {name}")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return Choice(torch.bfloat16, "dtype auto: bfloat16 (a CUDA GPU with bf16 support)")

@@ -96,8 +96,7 @@ class Trainer:
                     step = st.step + 1
                     faults0, t0 = M.minor_faults(), time.perf_counter()
                     result = self.step(step, stop)
-                    dt = time.perf_counter() - t0
-                    faults = M.minor_faults() - faults0
+                    dt, faults = time.perf_counter() - t0, M.minor_faults() - faults0
                     st.elapsed = self.elapsed()
                     self.pace.observe(step, st.elapsed)
                     self._after_step(step, result, dt, faults)
@@ -217,10 +216,8 @@ class Trainer:
         no_sync = self.d.enabled and not sync
         with self.model.no_sync() if no_sync else contextlib.nullcontext():
             with autocast(self.device, self.spec.dtype):
-                logits, loss = self.model(batch.x, batch.y, loss_mask=batch.mask,
-                                          need_logits=False)  # CPU: head + loss fused
-            if n == 0 and logits is not None:  # nothing counts: a zero reaching every weight
-                loss = logits.float().sum() * 0.0  # (the fused form's loss is that zero already)
+                # CPU: head + loss fused; nothing counted: a 0.0 that reaches every weight
+                _, loss = self.model(batch.x, batch.y, loss_mask=batch.mask, need_logits=False)
             if self.spec.faults is not None:
                 loss = self.spec.faults.loss(taken, loss)
             self.parts.scaler.scale(loss * (n * self.d.world / total)).backward()

@@ -16,6 +16,7 @@ import torch
 from minigpt_cli import atomic, lock, precision
 from minigpt_cli.errors import MinigptError
 from minigpt_cli.model import GPTConfig
+from minigpt_cli.runtime import DTYPES
 from minigpt_cli.settings import dump
 from minigpt_cli.shard_folder import ShardFolder, check_fits
 from minigpt_cli.train import distributed as D
@@ -40,14 +41,14 @@ def compute_dtype(s, d: D.Dist, rows: int, d_model: int, resume: Path | None
     continues bit for bit, whatever a new measurement would say."""
     if s.dtype == "auto" and resume is not None:
         kept = read_state(resume).dtype
-        if kept in ("float32", "bfloat16", "float16"):
-            return precision.Choice(getattr(torch, kept),
+        if kept in DTYPES:
+            return precision.Choice(DTYPES[kept],
                                     f"dtype auto: {kept}, as the run being resumed")
     choice = precision.choose(s.dtype, d.device, rows, d_model) if d.main else None
     if not d.enabled:
         return choice
     name, reason = D.broadcast_object(d, (choice.name, choice.reason) if choice else None)
-    return precision.Choice(getattr(torch, name), reason)
+    return precision.Choice(DTYPES[name], reason)
 
 
 def enable_tf32(device: torch.device) -> None:
