@@ -100,6 +100,28 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def describe_switches(config: GPTConfig) -> str:
+    """The architecture in words: "GPT-2", or the switches that differ from it."""
+    c, words = config, []
+    if c.positions == "rope":
+        words.append("RoPE" + (f" (base {c.rope_base:g})" if c.rope_base != 10000.0 else ""))
+    if c.norm != "layernorm" or not c.norm_gain:
+        words.append(("RMSNorm" if c.norm == "rmsnorm" else "LayerNorm")
+                     + ("" if c.norm_gain else " without gains"))
+    if c.qk_norm:
+        words.append("QK-norm")
+    if c.mlp != "gelu" or c.mlp_hidden:
+        words.append({"gelu": "GELU", "relu2": "ReLU²", "swiglu": "SwiGLU"}[c.mlp]
+                     + (f" ({c.mlp_hidden} hidden)" if c.mlp_hidden else ""))
+    if not c.bias:
+        words.append("no bias")
+    if not c.tie_embeddings:
+        words.append("untied embeddings")
+    if c.logit_softcap:
+        words.append(f"logit soft-cap {c.logit_softcap:g}")
+    return "GPT-2" + (": " + ", ".join(words) if words else "")
+
+
 def preset_config(name: str, **overrides) -> GPTConfig:
     if name not in PRESETS:
 

@@ -35,9 +35,11 @@ class Rotary:
         cached = self._tables.get(key)
         if cached is None or cached[0].size(0) < start + T:
             n = max(self.length, 2 * (start + T) if cached is not None else start + T)
-            pos = torch.arange(n, device=device)
-            cos, sin = self._angles(pos)
-            cached = (cos.to(dtype), sin.to(dtype))
+            # plain tensors even when first asked for under inference_mode (a sample during
+            # training): a table made there could not take part in a later backward
+            with torch.inference_mode(False), torch.no_grad():
+                cos, sin = self._angles(torch.arange(n, device=device))
+                cached = (cos.to(dtype), sin.to(dtype))
             self._tables[key] = cached
         return cached[0][start : start + T], cached[1][start : start + T]
 
