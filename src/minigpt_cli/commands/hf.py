@@ -50,7 +50,8 @@ def export_hf(
     force: ForceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write a checkpoint as a folder `transformers.GPT2LMHeadModel.from_pretrained` loads."""
+    """Write a checkpoint as a folder transformers loads: GPT2LMHeadModel for GPT-2,
+    LlamaForCausalLM or Qwen3ForCausalLM for RoPE + RMSNorm + SwiGLU without biases."""
     flags = dict(locals())
     flags.pop("config")
     from minigpt_cli.hf.settings import ExportHfSettings
@@ -66,12 +67,18 @@ def export_hf(
     err_console.print(f"[dim]read {ckpt.path} (step {ckpt.step}): "
                       f"{_describe(model, tok)}[/dim]")
     folder = export(model, s.out, tok, s.force, settings=dump(s))
-    typer.echo(f"wrote Hugging Face GPT-2 folder {folder}: "
+    import json
+
+    arch = json.loads((folder / "config.json").read_text())["architectures"][0]
+    typer.echo(f"wrote Hugging Face {arch} folder {folder}: "
                + ", ".join(sorted(p.name for p in folder.iterdir())))
 
 
 def _describe(model, tok) -> str:
+    from minigpt_cli.model_config import describe_switches
+
     c = model.config
     return (f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} dims, context {c.block_size}, "
             f"vocab {c.vocab_size}, {model.num_params() / 1e6:.2f}M parameters, "
+            f"{describe_switches(c)}, "
             f"tokenizer {tok.name}")
