@@ -87,6 +87,10 @@ class GPTConfig:
                 self.logit_softcap) == ("learned", "layernorm", True, False, "gelu", 0.0)
 
 
+LLAMA = dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=False)
+MODERN = dict(positions="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", bias=False,
+              tie_embeddings=False, logit_softcap=15.0)
+
 # GPT-2 sizes from the paper (Table 2) and small CPU presets for tests and demos.
 PRESETS: dict[str, dict] = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024),
@@ -97,6 +101,14 @@ PRESETS: dict[str, dict] = {
     "baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
     "micro": dict(n_layer=4, n_head=4, n_embd=64, block_size=128),
     "nano": dict(n_layer=2, n_head=2, n_embd=32, block_size=64),
+    # architecture switches (docs/model.md): GPT-2's size, Llama's and Qwen3's blocks (both
+    # export to their transformers class) ...
+    "llama": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, **LLAMA),
+    "qwen3": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, **LLAMA, qk_norm=True),
+    # ... and the recipe that trained best on a CPU budget (docs/model.md, "Which switches"),
+    # at GPT-2's size and at the baby size with the Nietzsche recipe's 128-token context
+    "modern": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, **MODERN),
+    "baby-modern": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, **MODERN),
 }
 
 

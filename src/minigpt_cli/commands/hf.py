@@ -1,4 +1,5 @@
-"""`minigpt import-hf` and `minigpt export-hf`: Hugging Face GPT-2 folders, both ways."""
+"""`minigpt import-hf` and `minigpt export-hf`: Hugging Face GPT-2, Llama and Qwen3 folders,
+both ways."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ ForceOpt = Annotated[bool | None, typer.Option("--force", help="Replace OUT if i
 
 
 def import_hf(
-    source: Annotated[Path, typer.Argument(help="Hugging Face GPT-2 folder: config.json + "
-                      "model.safetensors (sharded is fine), as `save_pretrained` writes it.",
+    source: Annotated[Path, typer.Argument(help="Hugging Face GPT-2, Llama or Qwen3 folder: "
+                      "config.json + model.safetensors (sharded is fine), as `save_pretrained` "
+                      "writes it.",
                       metavar="DIR", show_default=False)],
     out: Annotated[Path, typer.Argument(help="minigpt checkpoint to write: a folder (gets "
                    "model.safetensors + settings.json) or a .safetensors file.",
