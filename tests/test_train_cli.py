@@ -106,7 +106,8 @@ def test_micro_batch_auto_keeps_tokens_per_step(shards_dir, tmp_path):
     assert "x 1 accumulation" in r.output
 
 
-@pytest.mark.parametrize("name", ["gpt2-124m.toml", "tiny-cpu.toml", "nietzsche-char.toml"])
+@pytest.mark.parametrize("name", ["gpt2-124m.toml", "tiny-cpu.toml", "nietzsche-char.toml",
+                                  "nietzsche-char-modern.toml"])
 def test_example_configs_are_valid(name):
     s = resolve(PretrainSettings, "pretrain", {}, ROOT / "examples" / name)
     if name == "gpt2-124m.toml":
@@ -114,9 +115,16 @@ def test_example_configs_are_valid(name):
                 s.max_steps, s.min_lr_ratio, s.dtype) == (524288, 16, 1024, 6e-4, 715, 19073,
                                                           0.1, "bfloat16")
         assert s.tokens_per_step // (s.micro_batch * s.seq_len * 8) == 4  # 8 GPUs: 4 accum
+    elif name == "nietzsche-char-modern.toml":
+        from minigpt_cli.train.pretrain import model_config
+
+        c = model_config(s, 65)
+        assert (c.positions, c.norm, c.qk_norm, c.mlp, c.bias, c.tie_embeddings,
+                c.logit_softcap, c.block_size) == ("rope", "rmsnorm", True, "relu2", False, False,
+                                                   15.0, 128)
     else:
         assert s.model == "baby" and s.device == "cpu"
-    if name == "nietzsche-char.toml":
+    if name.startswith("nietzsche-char"):
         assert (s.optimizer, s.muon_lr, s.max_time) == ("muon", 0.02, 300)
 
 
