@@ -239,3 +239,7 @@ def test_hand_written_rms_norm_equals_pytorch():
     torch.testing.assert_close(rms_norm(x32, w32, 1e-5),
                                torch.nn.functional.rms_norm(x32, (16,), w32, 1e-5),
                                atol=0, rtol=0)
+    # queries' and keys' gains in one pass: (2, 1, hs) broadcast over (B, T, 2, nh, hs)
+    qk = torch.randn(2, 3, 2, 2, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(2, 1, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: _RMSNorm.apply(a, b, 1e-6), (qk, w2))

@@ -27,7 +27,7 @@ from minigpt_cli.kv_cache import KVCache
 from minigpt_cli.lm_loss import linear_cross_entropy
 from minigpt_cli.mlp import MLP
 from minigpt_cli.model_config import PRESETS, GPTConfig, preset_config
-from minigpt_cli.norms import RMSNorm, make_norm
+from minigpt_cli.norms import RMSNorm, make_norm, rms_norm
 from minigpt_cli.rope import Rotary, apply_rope
 
 __all__ = ["GPT", "GPTConfig", "KVCache", "PRESETS", "preset_config"]
@@ -53,19 +53,32 @@ class CausalSelfAttention(nn.Module):
 
     def project(self, x, start: int = 0, positions: torch.Tensor | None = None):
         """x (B, T, C) -> q, k, v (B, nh, T, hs), with the query/key norms and the rotation of
-        positions start..start+T-1 (or the explicit ``positions`` (B, T)) when configured."""
+        positions start..start+T-1 (or the explicit ``positions`` (B, T)) when configured;
+        queries and keys go through both together, as one (B, T, 2, nh, hs) view."""
         B, T, C = x.size()
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs), views: no copies
+        if not self.qk_norm and self.rotary is None:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs), views
+            return q, k, v
+        qk = qkv[:, :, :2]  # (B, T, 2, nh, hs): queries and keys
         if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
+            qk = self.qk_norms(qk)
         if self.rotary is not None:
             if positions is None:
-                cos, sin = self.rotary.table(start, T, x.device, q.dtype)  # (T, hs)
+                cos, sin = self.rotary.table(start, T, x.device, qk.dtype)  # (T, hs)
+                cos, sin = cos[:, None, None], sin[:, None, None]  # (T, 1, 1, hs)
             else:
-                cos, sin = self.rotary.at(positions, q.dtype)  # (B, 1, T, hs)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        return q, k, v
+                cos, sin = self.rotary.at(positions, qk.dtype)  # (B, T, 1, 1, hs)
+            qk = apply_rope(qk, cos, sin)
+        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, nh, T, hs)
+        return q, k, qkv[:, :, 2].transpose(1, 2)
+
+    def qk_norms(self, qk: torch.Tensor) -> torch.Tensor:
+        """q_norm on qk[:, :, 0], k_norm on qk[:, :, 1], in one pass (qk: (B, T, 2, nh, hs))."""
+        qn, kn = self.q_norm, self.k_norm
+        gain = None if qn.weight is None else torch.stack((qn.weight, kn.weight))[:, None]
+        y = rms_norm(qk, gain, qn.eps)  # gains (2, 1, hs)
+        return y if qn.bias is None else y + torch.stack((qn.bias, kn.bias))[:, None]
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, C = x.size()

@@ -29,13 +29,15 @@ class RMSNorm(nn.Module):
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """RMSNorm over the last dimension. PyTorch's CPU ``F.rms_norm`` is a chain of autograd ops
+    """RMSNorm over the last dimension; ``weight`` (..., C) broadcasts against x. PyTorch's CPU ``F.rms_norm`` is a chain of autograd ops
     (pow, mean, add, rsqrt, mul, mul, each with its backward): 2.5x LayerNorm's cost forward +
     backward at the baby shape. ``_RMSNorm`` writes both passes by hand, in a few in-place
     passes: 1.5x faster there, the same forward bit for bit (tests/test_arch.py)."""
     if kernels.enabled and x.device.type == "cpu" and x.dtype == torch.float32 and (
             weight is None or weight.dtype == torch.float32):
         return _RMSNorm.apply(x, weight, eps)
+    if weight is not None and weight.dim() > 1:  # gains broadcast over more than the last dim
+        return F.rms_norm(x, x.shape[-1:], None, eps) * weight
     return F.rms_norm(x, x.shape[-1:], weight, eps)
 
 
@@ -54,7 +56,7 @@ class _RMSNorm(torch.autograd.Function):
         grad_w = None
         if weight is not None:
             if ctx.needs_input_grad[1]:
-                grad_w = (grad * xh).reshape(-1, xh.size(-1)).sum(0)
+                grad_w = (grad * xh).sum_to_size(weight.shape)
             grad = grad * weight
         dot = (grad * xh).mean(-1, keepdim=True)  # (..., 1)
         return torch.addcmul(grad, xh, dot, value=-1.0).mul_(r), grad_w, None

@@ -47,13 +47,14 @@ class Rotary:
         return cached[0][start : start + T], cached[1][start : start + T]
 
     def at(self, positions: torch.Tensor, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, signed sin (B, 1, T, hs) for explicit positions (B, T) (packed scoring)."""
+        """cos, signed sin (B, T, 1, 1, hs) for explicit positions (B, T) (packed scoring),
+        shaped for the (B, T, 2, nh, hs) queries and keys."""
         cos, sin = self._angles(positions)
-        return cos.to(dtype)[:, None], sin.to(dtype)[:, None]
+        return cos.to(dtype)[:, :, None, None], sin.to(dtype)[:, :, None, None]
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
-    """x (B, nh, T, hs) rotated by the angles of its positions (cos/sin broadcast to it):
+    """x (..., hs) rotated by the angles of its positions (cos/sin broadcast to it):
     transformers' x cos + rotate_half(x) sin, with rotate_half(x) sin = (-x2, x1) sin written as
     the halves swapped (one ``roll``) times the signed sin: the same products, 4 ops instead of
     5 (a negation and a concatenation become one roll)."""
