@@ -8,13 +8,20 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from test_train_support import TINY, char_shards, cli_env, read_metrics, run_cli, step_losses
 
 ARGS = [*TINY, "--max-steps", "5", "--tokens-per-step", "512", "--checkpoint-every", "0",
         "--eval-every", "5", "--sample-every", "0"]
 
 
-def test_two_gloo_processes_match_one_process_with_twice_the_accumulation(tmp_path):
+SWITCHES = ["--positions", "rope", "--norm", "rmsnorm", "--qk-norm", "--mlp", "swiglu",
+            "--no-bias", "--no-tie-embeddings", "--logit-softcap", "15"]  # docs/model.md
+
+
+@pytest.mark.parametrize("switches", [[], SWITCHES], ids=["gpt2", "switches"])
+def test_two_gloo_processes_match_one_process_with_twice_the_accumulation(tmp_path, switches):
+    ARGS = [*globals()["ARGS"], *switches]
     data = char_shards(tmp_path / "shards")
     one, two = tmp_path / "one", tmp_path / "two"
     r = run_cli("pretrain", "--data", str(data), "--out", str(one), *ARGS)
