@@ -21,14 +21,14 @@ SWITCHES = ["--positions", "rope", "--norm", "rmsnorm", "--qk-norm", "--mlp", "s
 
 @pytest.mark.parametrize("switches", [[], SWITCHES], ids=["gpt2", "switches"])
 def test_two_gloo_processes_match_one_process_with_twice_the_accumulation(tmp_path, switches):
-    ARGS = [*globals()["ARGS"], *switches]
+    args = [*ARGS, *switches]
     data = char_shards(tmp_path / "shards")
     one, two = tmp_path / "one", tmp_path / "two"
-    r = run_cli("pretrain", "--data", str(data), "--out", str(one), *ARGS)
+    r = run_cli("pretrain", "--data", str(data), "--out", str(one), *args)
     assert r.returncode == 0, r.stderr
     assert "x 1 process x 4 accumulation" in r.stdout
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "minigpt_cli", "pretrain", "--data", str(data), "--out", str(two), *ARGS]
+           "-m", "minigpt_cli", "pretrain", "--data", str(data), "--out", str(two), *args]
     r = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "x 2 processes x 2 accumulation" in r.stdout
