@@ -32,6 +32,7 @@ from minigpt_cli.rope import Rotary, apply_rope
 
 __all__ = ["GPT", "GPTConfig", "KVCache", "PRESETS", "preset_config"]
 
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
