@@ -144,3 +144,25 @@ def test_cli_export_and_import_of_a_qwen3_shaped_checkpoint(tmp_path):
         tmp_path / "r2", GPT(GPTConfig(**SHAPE, mlp="relu2")), GPT2Tokenizer())),
         str(tmp_path / "no")])
     assert r.exit_code != 0 and "mlp=relu2" in " ".join(r.output.split())
+
+
+def test_finetune_from_a_llama_folder_of_a_char_model(tmp_path):
+    from test_train_support import char_shards
+
+    from minigpt_cli.tokenizer import tokenizer_from_dict
+
+    data = char_shards(tmp_path / "shards")
+    tok = tokenizer_from_dict(json.loads((data / "manifest.json").read_text())["tokenizer"])
+    torch.manual_seed(0)
+    ours = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=2, n_head=2,
+                         n_embd=32, **LLAMA))
+    hf = export_hf(ours, tmp_path / "hf", tok)
+    assert json.loads((hf / "config.json").read_text())["model_type"] == "llama"
+    r = CliRunner().invoke(app, ["finetune", "--from-hf", str(hf), "--data", str(data), "--out",
+                                 str(tmp_path / "run"), "--seq-len", "32", "--micro-batch", "4",
+                                 "--device", "cpu", "--dtype", "float32", "--peak-flops",
+                                 "1e11", "--sample-every", "0", "--eval-every", "0",
+                                 "--max-steps", "2", "--lora-rank", "2"])
+    assert r.exit_code == 0, r.output
+    _, _, ckpt = load_checkpoint(tmp_path / "run" / "step_000002")
+    assert ckpt.config == ours.config
