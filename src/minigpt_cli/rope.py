@@ -37,7 +37,9 @@ class Rotary:
         key = (device, dtype)
         cached = self._tables.get(key)
         if cached is None or cached[0].size(0) < start + T:
-            n = max(self.length, 2 * (start + T) if cached is not None else start + T)
+            # the context at once (at most 8,192 rows: an imported Llama may declare 128k),
+            # then doubling as a sliding cache or a long prompt asks for more
+            n = max(min(self.length, 8192), 2 * (start + T) if cached is not None else start + T)
             # plain tensors even when first asked for under inference_mode (a sample during
             # training): a table made there could not take part in a later backward
             with torch.inference_mode(False), torch.no_grad():
