@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from minigpt_cli.kernels import tanh_gelu
+from minigpt_cli.mlp import activate
 from minigpt_cli.model import GPT, KVCache
+from minigpt_cli.norms import apply_norm
+from minigpt_cli.rope import apply_rope
 
 
 @dataclass(frozen=True)
@@ -78,22 +80,33 @@ def decode_one(model: GPT, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
     products are written as matrix-vector products (see the module docstring)."""
     cfg = model.config
     C, nh = cfg.n_embd, cfg.n_head
-    t = cache.length
-    if t + 1 > min(cache.max_len, cfg.block_size):
+    t = cache.position
+    if not cache.room(1) or (t + 1 > cfg.block_size and not cache.sliding):
         raise ValueError(f"KV cache of {cache.max_len} positions cannot hold {t + 1}")
     tr = model.transformer
-    x = tr.wte.weight[token[0]] + tr.wpe.weight[t]  # (C,)
+    x = tr.wte.weight[token[0]]  # (C,)
+    if "wpe" in tr:
+        x = x + tr.wpe.weight[t]
     for i, block in enumerate(tr.h):
-        h = F.layer_norm(x, (C,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
-        q, k, v = _mv(block.attn.c_attn, h).view(3, 1, nh, 1, C // nh).unbind(0)
-        k, v = cache.update(i, k, v)  # (1, nh, t + 1, hs), keys/values written in place
+        attn = block.attn
+        h = apply_norm(block.ln_1, x)
+        q, k, v = _mv(attn.c_attn, h).view(3, 1, nh, 1, C // nh).unbind(0)
+        if attn.qk_norm:
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        if attn.rotary is not None:
+            cos, sin = attn.rotary.table(t, 1, x.device, q.dtype)  # (1, hs)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k, v = cache.update(i, k, v)  # (1, nh, <= t + 1, hs), keys/values written in place
         y = F.scaled_dot_product_attention(q, k, v)  # (1, nh, 1, hs): attends to all so far
-        x = x + _mv(block.attn.c_proj, y.view(C))
-        h = F.layer_norm(x, (C,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
-        x = x + _mv(block.mlp.c_proj, tanh_gelu(_mv(block.mlp.c_fc, h)))
-    cache.length += 1
-    x = F.layer_norm(x, (C,), tr.ln_f.weight, tr.ln_f.bias, tr.ln_f.eps)
-    return torch.mv(model.lm_head.weight[: cfg.vocab_size], x).view(1, 1, -1)
+        x = x + _mv(attn.c_proj, y.view(C))
+        h = apply_norm(block.ln_2, x)
+        x = x + _mv(block.mlp.c_proj, activate(block.mlp.kind, _mv(block.mlp.c_fc, h)))
+    cache.advance(1)
+    x = apply_norm(tr.ln_f, x)
+    logits = torch.mv(model.lm_head.weight[: cfg.vocab_size], x)
+    if cfg.logit_softcap:
+        logits = torch.tanh(logits / cfg.logit_softcap) * cfg.logit_softcap
+    return logits.view(1, 1, -1)
 
 
 @torch.inference_mode()
@@ -111,7 +124,9 @@ def generate(
     The prompt (already cropped to the context) is shared by all samples. A sample that produced
     ``eot_id`` is finished; generation stops once all are. With the cache, each step feeds one
     token; once the context is full, each step recomputes over the last ``block_size`` tokens
-    (learned absolute positions cannot slide), exactly as a cache-less loop would.
+    (learned absolute positions cannot slide), exactly as a cache-less loop would. With RoPE the
+    cache slides instead (model.KVCache): each new token attends to the last ``block_size``
+    tokens' cached keys, with no recomputation.
     """
     model.eval()
     device = model.transformer.wte.weight.device
@@ -139,7 +154,7 @@ def generate(
             return
         seq[:, n] = tok
         n += 1
-        if cache is not None and cache.length < cache.max_len:
+        if cache is not None and cache.room(1):
             if one:
                 logits = decode_one(model, seq[0, n - 1 : n], cache)
             else:

@@ -118,7 +118,7 @@ def merged(model: nn.Module):
     layers = lora_layers(model)
     state = {}
     for k, v in model.state_dict().items():
-        if k == TIED or k.endswith((".lora_A", ".lora_B")):
+        if (k == TIED and model.config.tie_embeddings) or k.endswith((".lora_A", ".lora_B")):
             continue
         owner = k.rsplit(".", 1)[0]
         if k.endswith(".weight") and owner in layers:

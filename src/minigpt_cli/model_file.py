@@ -27,7 +27,9 @@ from minigpt_cli.tokenizer import Tokenizer, TokenizerIdentity, tokenizer_from_d
 FORMAT = "minigpt-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
-TIED = "lm_head.weight"  # stored as transformer.wte.weight
+TIED = "lm_head.weight"  # stored as transformer.wte.weight (unless tie_embeddings is off)
+SWITCHES = ("positions", "rope_base", "norm", "norm_gain", "norm_eps", "qk_norm", "mlp",
+            "mlp_hidden", "tie_embeddings", "logit_softcap")  # absent from older checkpoints
 CONFIG_HASH = "model_config_sha256"  # absent from checkpoints written before it was added
 
 
@@ -85,7 +87,7 @@ def save_checkpoint(
     tensors = {
         k: v.detach().to("cpu").contiguous()
         for k, v in gpt.state_dict().items()
-        if k != TIED
+        if k != TIED or not gpt.config.tie_embeddings
     }
     meta = {
         "format": FORMAT,
@@ -194,8 +196,11 @@ def read_checkpoint(path: Path | str, load_tensors: bool = True) -> Checkpoint:
 
 
 def _describe(c: GPTConfig) -> str:
-    return (f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+    text = (f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
             f"vocab={c.padded_vocab_size}, block={c.block_size}")
+    switches = {k: v for k, v in c.to_dict().items()
+                if k in SWITCHES and v != GPTConfig.__dataclass_fields__[k].default}
+    return text + "".join(f", {k}={v}" for k, v in switches.items())
 
 
 def check_weights_match(config: GPTConfig, state_dict: dict[str, torch.Tensor], what: str) -> None:
@@ -206,7 +211,8 @@ def check_weights_match(config: GPTConfig, state_dict: dict[str, torch.Tensor], 
 def check_shapes(config: GPTConfig, got: dict[str, tuple[int, ...]], what: str) -> None:
     """Tensor names and shapes (read without the tensors) against what ``config`` builds."""
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items() if k != TIED}
+        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()
+                    if k != TIED or not config.tie_embeddings}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
     wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
@@ -231,7 +237,8 @@ def build_model(config: GPTConfig, state_dict: dict[str, torch.Tensor], what: st
     with torch.device("meta"):  # no time spent drawing random weights that are replaced anyway
         model = GPT(config)
     model.load_state_dict(state_dict, strict=False, assign=True)  # TIED is re-tied below
-    model.lm_head.weight = model.transformer.wte.weight  # re-tie after assignment
+    if config.tie_embeddings:
+        model.lm_head.weight = model.transformer.wte.weight  # re-tie after assignment
     return model
 
 

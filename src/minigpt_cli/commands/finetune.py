@@ -23,7 +23,8 @@ def _o(help: str, panel: str, *names: str):
 def finetune(
     from_checkpoint: Annotated[Path | None, _o("Start from this minigpt checkpoint (file or step "
                                "folder).", SRC, "--from", "--from-checkpoint")] = None,
-    from_hf: Annotated[Path | None, _o("Start from this Hugging Face GPT-2 folder.", SRC,
+    from_hf: Annotated[Path | None, _o("Start from this Hugging Face GPT-2, Llama or Qwen3 "
+                       "folder.", SRC,
                        "--from-hf")] = None,
     data: Annotated[Path | None, _o("Shard folder from `minigpt shard`, made with the model's "
                     "tokenizer.", SRC)] = None,

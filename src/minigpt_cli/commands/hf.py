@@ -1,4 +1,5 @@
-"""`minigpt import-hf` and `minigpt export-hf`: Hugging Face GPT-2 folders, both ways."""
+"""`minigpt import-hf` and `minigpt export-hf`: Hugging Face GPT-2, Llama and Qwen3 folders,
+both ways."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ ForceOpt = Annotated[bool | None, typer.Option("--force", help="Replace OUT if i
 
 
 def import_hf(
-    source: Annotated[Path, typer.Argument(help="Hugging Face GPT-2 folder: config.json + "
-                      "model.safetensors (sharded is fine), as `save_pretrained` writes it.",
+    source: Annotated[Path, typer.Argument(help="Hugging Face GPT-2, Llama or Qwen3 folder: "
+                      "config.json + model.safetensors (sharded is fine), as `save_pretrained` "
+                      "writes it.",
                       metavar="DIR", show_default=False)],
     out: Annotated[Path, typer.Argument(help="minigpt checkpoint to write: a folder (gets "
                    "model.safetensors + settings.json) or a .safetensors file.",
@@ -50,7 +52,8 @@ def export_hf(
     force: ForceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write a checkpoint as a folder `transformers.GPT2LMHeadModel.from_pretrained` loads."""
+    """Write a checkpoint as a folder transformers loads: GPT2LMHeadModel for GPT-2,
+    LlamaForCausalLM or Qwen3ForCausalLM for RoPE + RMSNorm + SwiGLU without biases."""
     flags = dict(locals())
     flags.pop("config")
     from minigpt_cli.hf.settings import ExportHfSettings
@@ -66,12 +69,18 @@ def export_hf(
     err_console.print(f"[dim]read {ckpt.path} (step {ckpt.step}): "
                       f"{_describe(model, tok)}[/dim]")
     folder = export(model, s.out, tok, s.force, settings=dump(s))
-    typer.echo(f"wrote Hugging Face GPT-2 folder {folder}: "
+    import json
+
+    arch = json.loads((folder / "config.json").read_text())["architectures"][0]
+    typer.echo(f"wrote Hugging Face {arch} folder {folder}: "
                + ", ".join(sorted(p.name for p in folder.iterdir())))
 
 
 def _describe(model, tok) -> str:
+    from minigpt_cli.model_config import describe_switches
+
     c = model.config
     return (f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} dims, context {c.block_size}, "
             f"vocab {c.vocab_size}, {model.num_params() / 1e6:.2f}M parameters, "
+            f"{describe_switches(c)}, "
             f"tokenizer {tok.name}")

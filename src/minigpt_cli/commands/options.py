@@ -44,7 +44,8 @@ FromHfOpt = Annotated[
     Path | None,
     typer.Option(
         "--from-hf",
-        help="Hugging Face GPT-2 folder (config.json + model.safetensors) to use instead.",
+        help="Hugging Face GPT-2, Llama or Qwen3 folder (config.json + model.safetensors) to "
+        "use instead.",
         rich_help_panel=MODEL_PANEL,
     ),
 ]

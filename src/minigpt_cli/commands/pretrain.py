@@ -13,6 +13,7 @@ from minigpt_cli.commands.options import ConfigOpt, DeviceOpt
 from minigpt_cli.commands.render import err_console
 
 DATA, MODEL, BATCH, OPT = "Data and model", "Model", "Batch", "Optimizer and schedule"
+ARCH = "Architecture switches (docs/model.md)"
 RUN, GUARD, EVAL, PLAN = "Runtime", "Instability guard", "Eval, samples, checkpoints", "Plan"
 
 
@@ -67,6 +68,27 @@ def pretrain(
     block_size: Annotated[int | None, _o("Override the preset's context.", MODEL)] = None,
     proj_init: Annotated[str | None, _o("Residual projections' initial weights: gpt2 | zero "
                          "\\[default: gpt2].", MODEL)] = None,
+    positions: Annotated[str | None, _o("learned | rope \\[default: the preset's].",
+                         ARCH)] = None,
+    rope_base: Annotated[float | None, _o("RoPE base (theta) \\[default: 10000].",
+                         ARCH)] = None,
+    norm: Annotated[str | None, _o("layernorm | rmsnorm \\[default: the preset's].",
+                    ARCH)] = None,
+    norm_gain: Annotated[bool | None, _o("Learned gains in the norms \\[default: on].", ARCH,
+                         "--norm-gain/--no-norm-gain")] = None,
+    norm_eps: Annotated[float | None, _o("Norm epsilon \\[default: 1e-5].", ARCH)] = None,
+    qk_norm: Annotated[bool | None, _o("RMSNorm of queries and keys per head \\[default: "
+                       "off].", ARCH, "--qk-norm/--no-qk-norm")] = None,
+    mlp: Annotated[str | None, _o("gelu | relu2 | swiglu \\[default: the preset's].",
+                   ARCH)] = None,
+    mlp_hidden: Annotated[int | None, _o("MLP hidden width \\[default: 4C, 8C/3 for "
+                          "swiglu].", ARCH)] = None,
+    bias: Annotated[bool | None, _o("Biases in Linear layers and norms \\[default: the "
+                    "preset's].", ARCH, "--bias/--no-bias")] = None,
+    tie_embeddings: Annotated[bool | None, _o("Output layer = token embedding \\[default: "
+                              "on].", ARCH, "--tie-embeddings/--no-tie-embeddings")] = None,
+    logit_softcap: Annotated[float | None, _o("c tanh(logits / c), 0 = off \\[default: 0].",
+                             ARCH)] = None,
     device: DeviceOpt = None,
     dtype: Annotated[str | None, _o("auto | float32 | bfloat16 | float16 \\[default: auto].",
                      RUN)] = None,

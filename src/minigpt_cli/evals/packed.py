@@ -15,10 +15,10 @@ written in place, the log-sum-exp taken in place (max, subtract, exp, sum), so t
 (positions x 50,257) logits never exist whole and no large tensor is allocated per batch
 (glibc returns large blocks to the OS on free and faults them back in on the next batch).
 
-``packed_hidden`` is GPT-2's forward (the model's own modules: embeddings, pre-LN blocks with
-GELU MLPs, final LayerNorm) with explicit positions and an explicit attention mask, which the
-model's causal-only ``forward`` does not take. Tests hold it equal to ``GPT.forward`` and to
-transformers' GPT2LMHeadModel.
+``packed_hidden`` is the model's forward (its own modules: embeddings, pre-norm blocks, the
+query/key projection with any norms and rotation, the MLP, the final norm) with explicit
+positions and an explicit attention mask, which the model's causal-only ``forward`` does not
+take. Tests hold it equal to ``GPT.forward`` and to transformers' GPT2LMHeadModel.
 """
 
 from __future__ import annotations
@@ -38,13 +38,14 @@ def packed_hidden(gpt: GPT, idx: torch.Tensor, pos: torch.Tensor,
     """idx, pos (B, T); mask (B, T, T) bool, True where query t may attend to key s ->
     final hidden states (B, T, C), after ln_f."""
     B, T = idx.shape
-    C, nh = gpt.config.n_embd, gpt.config.n_head
-    x = gpt.transformer.wte(idx) + gpt.transformer.wpe(pos)  # (B, T, C)
+    C = gpt.config.n_embd
+    x = gpt.transformer.wte(idx)  # (B, T, C)
+    if "wpe" in gpt.transformer:
+        x = x + gpt.transformer.wpe(pos)
     attend = mask[:, None]  # (B, 1, T, T): the same mask for every head
     for block in gpt.transformer.h:
         attn = block.attn
-        qkv = attn.c_attn(block.ln_1(x)).view(B, T, 3, nh, C // nh)  # (B, T, 3, nh, hs)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+        q, k, v = attn.project(block.ln_1(x), positions=pos)  # 3 x (B, nh, T, hs)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)  # (B, nh, T, hs)
         x = x + attn.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
         x = x + block.mlp(block.ln_2(x))
@@ -101,7 +102,7 @@ def pack(items) -> Packed:
 
 
 class HeadLoss:
-    """-log p(target | hidden state) through the tied output layer, ``chunk`` rows at a time,
+    """-log p(target | hidden state) through the output layer, ``chunk`` rows at a time,
     in one logits buffer kept from call to call (see the module docstring). Logits are at least
     float32 (a half-precision model's are computed in its dtype, then upcast)."""
 
@@ -109,6 +110,7 @@ class HeadLoss:
         V = gpt.config.vocab_size
         self.weight = gpt.lm_head.weight[:V]  # (V, C): padded ids are never predicted
         self.chunk = chunk
+        self.cap = gpt.config.logit_softcap  # 0: off
         dt = self.weight.dtype
         up = torch.promote_types(dt, torch.float32)
         dev = self.weight.device
@@ -127,6 +129,8 @@ class HeadLoss:
                 torch.mm(h[r : r + n], wt, out=z)  # (n, V) logits, in place
             else:
                 z.copy_(torch.mm(h[r : r + n], wt, out=self.low[:n]))
+            if self.cap:
+                z.div_(self.cap).tanh_().mul_(self.cap)  # the model's soft cap, in place
             picked = z.gather(1, targets[r : r + n, None]).squeeze(1)  # (n,) target logits
             m = z.amax(dim=1, keepdim=True)  # (n, 1)
             lse = z.sub_(m).exp_().sum(dim=1).log_().add_(m.squeeze(1))  # log-sum-exp

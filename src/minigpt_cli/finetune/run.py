@@ -43,7 +43,8 @@ def load_base(s: FinetuneSettings) -> tuple[GPT, Tokenizer, str]:
     if model.config.dropout != dropout:  # dropout lives in the modules: rebuild with it
         from minigpt_cli.model_file import TIED, build_model
 
-        state = {k: v for k, v in model.state_dict().items() if k != TIED}
+        state = {k: v for k, v in model.state_dict().items()
+                 if k != TIED or not model.config.tie_embeddings}
         model = build_model(replace(model.config, dropout=dropout), state, what)
     return model, tok, what
 

@@ -1,4 +1,6 @@
-"""Writing our GPT as a Hugging Face GPT-2 folder that transformers loads as GPT2LMHeadModel."""
+"""Writing our GPT as a Hugging Face folder that transformers loads as the class computing the
+same function: GPT2LMHeadModel for GPT-2, LlamaForCausalLM / Qwen3ForCausalLM for the
+RoPE + RMSNorm + SwiGLU switches (hf/llama.py); any other combination is refused."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 from minigpt_cli import lock
 from minigpt_cli.atomic import current_umask, fsync_path
 from minigpt_cli.errors import IncompatibleError, MinigptError
+from minigpt_cli.hf.llama import hf_architecture, llama_config, llama_state_dict
 from minigpt_cli.hf.read import CONFIG_NAME, CONV1D, WEIGHTS_NAME
 from minigpt_cli.hf.tokenizer_files import write_hf_tokenizer
 from minigpt_cli.model import GPTConfig
@@ -31,6 +34,12 @@ def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     vocab = gpt.config.vocab_size
     state = {k: v for k, v in gpt.state_dict().items() if k != "lm_head.weight"}
     for name, module in gpt.named_modules():
+        if isinstance(module, torch.nn.LayerNorm) and module.weight is None:
+            # a LayerNorm without gains: gains of one and zero biases are the same function
+            n = module.normalized_shape[0]
+            state[f"{name}.weight"] = gpt.transformer.wte.weight.new_ones(n)
+            state[f"{name}.bias"] = gpt.transformer.wte.weight.new_zeros(n)
+            continue
         norm_or_linear = isinstance(module, (torch.nn.Linear, torch.nn.LayerNorm))
         if norm_or_linear and name != "lm_head" and module.bias is None:
             # a zero bias is the same function, in GPT-2's shape
@@ -57,9 +66,9 @@ def hf_config(config: GPTConfig, tokenizer: Tokenizer, dtype: torch.dtype) -> di
         "n_embd": config.n_embd,
         "n_layer": config.n_layer,
         "n_head": config.n_head,
-        "n_inner": None,
+        "n_inner": config.mlp_hidden or None,
         "activation_function": "gelu_new",
-        "layer_norm_epsilon": 1e-5,
+        "layer_norm_epsilon": config.norm_eps,
         "initializer_range": 0.02,
         "resid_pdrop": config.dropout,
         "embd_pdrop": config.dropout,
@@ -80,8 +89,10 @@ SETTINGS_NAME = "minigpt_settings.json"  # the resolved `export-hf` settings, if
 
 def export_hf(model: torch.nn.Module, out_dir: Path | str, tokenizer: Tokenizer,
               force: bool = False, settings: dict[str, Any] | None = None) -> Path:
-    """Write ``out_dir`` so that ``GPT2LMHeadModel.from_pretrained(out_dir)`` loads this model
-    (and, for the GPT-2 tokenizer, ``AutoTokenizer.from_pretrained(out_dir)`` its tokenizer).
+    """Write ``out_dir`` so that ``GPT2LMHeadModel.from_pretrained(out_dir)`` (or Llama's or
+    Qwen3's class, ``hf_architecture``) loads this model (and, for the GPT-2 tokenizer,
+    ``AutoTokenizer.from_pretrained(out_dir)`` its tokenizer). A model no transformers class
+    computes is refused before anything is written, naming the switches.
 
     The folder is built beside ``out_dir`` and renamed into place: a failure leaves nothing
     half-written, and an existing non-empty folder is replaced only with ``force``.
@@ -92,8 +103,12 @@ def export_hf(model: torch.nn.Module, out_dir: Path | str, tokenizer: Tokenizer,
             f"The tokenizer has {tokenizer.vocab_size} ids but the model predicts only "
             f"{gpt.config.vocab_size}; they do not belong together."
         )
-    tensors = hf_state_dict(gpt)
-    config = hf_config(gpt.config, tokenizer, gpt.transformer.wte.weight.dtype)
+    arch = hf_architecture(gpt.config)
+    dtype = gpt.transformer.wte.weight.dtype
+    if arch == "GPT2LMHeadModel":
+        tensors, config = hf_state_dict(gpt), hf_config(gpt.config, tokenizer, dtype)
+    else:
+        tensors, config = llama_state_dict(gpt), llama_config(gpt.config, tokenizer, dtype, arch)
 
     def fill(tmp: Path) -> None:
         save_tensors(tensors, tmp / WEIGHTS_NAME, {"format": "pt"})

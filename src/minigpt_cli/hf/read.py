@@ -1,4 +1,5 @@
-"""Reading a Hugging Face GPT-2 folder into our GPT (and `import-hf`: into a checkpoint).
+"""Reading a Hugging Face GPT-2, Llama or Qwen3 folder into our GPT (and `import-hf`: into a
+checkpoint). Llama and Qwen3 map onto the RoPE + RMSNorm + SwiGLU switches (hf/llama.py).
 
 HF keeps the four projection matrices in OpenAI's Conv1D layout (in, out) where nn.Linear holds
 (out, in), so exactly those four are transposed. Only safetensors is read: a pytorch_model.bin
@@ -19,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 
 from minigpt_cli import atomic, lock
 from minigpt_cli.errors import IncompatibleError, MinigptError
+from minigpt_cli.hf.llama import LLAMA_TYPES, config_from_llama, state_from_llama
 from minigpt_cli.hf.tokenizer_files import read_hf_tokenizer
 from minigpt_cli.model import GPT, GPTConfig
 from minigpt_cli.model_file import build_model, save_checkpoint
@@ -58,8 +60,12 @@ def read_hf(path: Path | str) -> HfModel:
     folder = _hf_folder(Path(path))
     raw = _read_config(folder)
     tokenizer = read_hf_tokenizer(folder)
-    config = gpt_config_from_hf(raw, folder / CONFIG_NAME, tokenizer.vocab_size)
-    state = minigpt_state_dict(_read_tensors(folder), folder)
+    if raw.get("model_type") in LLAMA_TYPES:
+        config = config_from_llama(raw, folder / CONFIG_NAME, tokenizer.vocab_size, _padding_for)
+        state = state_from_llama(_read_tensors(folder), config, folder)
+    else:
+        config = gpt_config_from_hf(raw, folder / CONFIG_NAME, tokenizer.vocab_size)
+        state = minigpt_state_dict(_read_tensors(folder), folder)
     model = build_model(config, state, f"the Hugging Face folder {folder}")
     return HfModel(model.eval(), tokenizer, folder, raw)
 
@@ -98,7 +104,8 @@ def gpt_config_from_hf(raw: dict[str, Any], where: Path | str, tokenizer_vocab: 
         c["n_positions"] = raw["n_ctx"]
     problems = []
     if c["model_type"] != "gpt2":
-        problems.append(f"model_type is {c['model_type']!r}, not 'gpt2'")
+        problems.append(f"model_type is {c['model_type']!r}, not 'gpt2' (nor "
+                        f"{' or '.join(map(repr, LLAMA_TYPES))})")
     ints = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
     for key in ints:
         if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < 1:
@@ -107,10 +114,11 @@ def gpt_config_from_hf(raw: dict[str, Any], where: Path | str, tokenizer_vocab: 
         problems.append(f"activation_function is {c['activation_function']!r}; GPT-2 uses the "
                         f"tanh GELU ({' or '.join(TANH_GELUS)})")
     eps = c["layer_norm_epsilon"]
-    if not isinstance(eps, (int, float)) or not math.isclose(eps, 1e-5, rel_tol=1e-6):
-        problems.append(f"layer_norm_epsilon is {eps!r}; GPT-2 (and minigpt) use 1e-05")
-    if not problems and c["n_inner"] not in (None, 4 * c["n_embd"]):
-        problems.append(f"n_inner is {c['n_inner']}; GPT-2's MLP is 4 * n_embd = {4 * c['n_embd']}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        problems.append(f"layer_norm_epsilon is {eps!r}; it must be a positive number")
+    inner = c["n_inner"]
+    if inner is not None and (isinstance(inner, bool) or not isinstance(inner, int) or inner < 1):
+        problems.append(f"n_inner is {inner!r}; it must be a positive integer or null")
     if c["scale_attn_weights"] is not True or c["scale_attn_by_inverse_layer_idx"] is not False:
         problems.append("attention scaling differs from GPT-2 (scale_attn_weights must be true "
                         "and scale_attn_by_inverse_layer_idx false)")
@@ -129,7 +137,8 @@ def gpt_config_from_hf(raw: dict[str, Any], where: Path | str, tokenizer_vocab: 
         vocab_size=tokenizer_vocab,
         pad_vocab_to=_padding_for(tokenizer_vocab, c["vocab_size"]),
         block_size=c["n_positions"], n_layer=c["n_layer"], n_head=c["n_head"],
-        n_embd=c["n_embd"], dropout=0.0, bias=True,
+        n_embd=c["n_embd"], dropout=0.0, bias=True, norm_eps=float(eps),
+        mlp_hidden=0 if inner in (None, 4 * c["n_embd"]) else inner,
     )
 
 

@@ -10,7 +10,8 @@ from minigpt_cli.settings import Settings
 
 
 class ImportHfSettings(Settings):
-    source: Path = Field(description="Hugging Face GPT-2 folder (config.json + model.safetensors).")
+    source: Path = Field(description="Hugging Face GPT-2, Llama or Qwen3 folder (config.json "
+                         "+ model.safetensors).")
     out: Path = Field(description="minigpt checkpoint to write: a folder or a .safetensors file.")
     force: bool = Field(False, description="Replace an existing checkpoint at OUT.")
 

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from minigpt_cli import __version__
+from minigpt_cli.model_config import GPTConfig, describe_switches
 from minigpt_cli.report.run import Run
 
 SETTINGS_SHOWN = ("model", "data", "tokens_per_step", "micro_batch", "seq_len", "max_steps",
@@ -107,6 +108,7 @@ def sections(run: Run, summary: Summary) -> list[Section]:
         out.append(Section("Model", rows=[
             ["parameters", _num(model["params"])],
             ["layers / heads / width", f"{c['n_layer']} / {c['n_head']} / {c['n_embd']}"],
+            ["architecture", describe_switches(GPTConfig.from_dict(c))],
             ["context", _num(c["block_size"])], ["vocabulary", _num(c["vocab_size"])],
             ["tokenizer", model["tokenizer"]]]))
     out.append(_data_section(run))

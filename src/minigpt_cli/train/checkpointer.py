@@ -158,14 +158,12 @@ def check_resume(folder: Path, config: GPTConfig, tokenizer: Tokenizer, data_id:
     without its tensors). ``data_flag`` names the data in messages (``--data DIR``)."""
     ckpt = read_checkpoint(folder, load_tensors=False)
     if ckpt.config != config:
-        a, b = ckpt.config, config
+        a, b = ckpt.config.to_dict(), config.to_dict()
+        diff = ", ".join(f"{k}={a[k]!r} there, {b[k]!r} here" for k in a if a[k] != b[k])
         raise IncompatibleError(
-            f"--resume {folder} is a different model (n_layer={a.n_layer}, n_head={a.n_head}, "
-            f"n_embd={a.n_embd}, vocab={a.vocab_size}, block={a.block_size}, dropout="
-            f"{a.dropout}) than this run builds (n_layer={b.n_layer}, n_head={b.n_head}, "
-            f"n_embd={b.n_embd}, vocab={b.vocab_size}, block={b.block_size}, dropout="
-            f"{b.dropout}). Resume with the settings it was trained with (settings.json in its "
-            "run folder) or use a new --out."
+            f"--resume {folder} is a different model than this run builds ({diff}). Resume "
+            "with the settings it was trained with (settings.json in its run folder) or use a "
+            "new --out."
         )
     check_same_tokenizer(ckpt.identity, tokenizer.identity(), f"--resume {folder}", data_flag)
     state = read_state(folder)

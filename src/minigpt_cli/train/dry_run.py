@@ -5,7 +5,9 @@ trained parameter its gradient (4) and optimizer state (AdamW's two moments, 8; 
 momentum buffer, 4); a frozen parameter (finetune's --freeze-blocks, LoRA's base weights) only
 its 4 -- plus activations: about 17 values per token per layer and width unit saved for the
 backward pass (Korthikanti et al. 2022, "Reducing Activation Recomputation", with fused
-attention so no T x T scores), or one per layer plus one layer's worth with activation
+attention so no T x T scores; 8 of them the GELU MLP's two 4C hidden tensors, which another
+MLP replaces by its own: 2H for squared ReLU, 4H for SwiGLU; RoPE and qk_norm each keep 2 more,
+the rotated or normalised queries and keys), or one per layer plus one layer's worth with activation
 checkpointing, plus the logits: on a CPU one float32 buffer (the output layer and the loss run
 fused, lm_loss.py; under bf16 autocast the bf16 product too), elsewhere the logits kept, cast to
 float32, and their gradient.
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from minigpt_cli.mlp import hidden_width
 from minigpt_cli.model import GPT, GPTConfig
 from minigpt_cli.runtime import autocast
 from minigpt_cli.train.batching import micro_batch_candidates
@@ -35,13 +38,20 @@ def state_bytes(model: torch.nn.Module, optimizer: str) -> int:
     return total
 
 
+def activation_widths(config: GPTConfig) -> float:
+    """Values saved per token per layer, in units of the width C (17 for GPT-2)."""
+    C, H = config.n_embd, hidden_width(config)
+    mlp = (4 if config.mlp == "swiglu" else 2) * H / C
+    return 9 + mlp + 2 * (config.positions == "rope") + 2 * config.qk_norm
+
+
 def estimate_memory(config: GPTConfig, state: int, micro_batch: int, seq_len: int,
                     dtype: torch.dtype, checkpointing: bool, device_type: str = "cpu") -> int:
     """Bytes at the peak of one training step on one process (an estimate); ``state``: from
     ``state_bytes``."""
     act_bytes = 2 if dtype in (torch.bfloat16, torch.float16) else 4
     btc = micro_batch * seq_len * config.n_embd
-    per_layer = 17 * btc * act_bytes
+    per_layer = int(activation_widths(config) * btc) * act_bytes
     layers = config.n_layer * btc * act_bytes + per_layer if checkpointing else \
         config.n_layer * per_layer
     per_logit = (4 + (act_bytes if act_bytes == 2 else 0) if device_type == "cpu"

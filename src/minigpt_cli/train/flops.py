@@ -4,6 +4,11 @@ FLOPs per trained token = 6 x (every matmul weight, the tied output layer includ
 2 FLOPs per weight, backward 4) + 12 x n_layer x seq_len x n_embd for attention (QK^T and AV,
 forward and backward; Chowdhery et al. 2022, appendix B). MFU divides the achieved FLOP/s by
 the peak of a large matmul measured on this device in the training dtype.
+
+Only matrix products count, as in that convention: a SwiGLU MLP counts its three matrices
+(3 C H), squared ReLU and GELU their two (2 C H); RoPE has no weights (its rotation, like norms,
+activations and a soft cap, is elementwise and not counted), and a learned position table is a
+lookup, not a matmul, so neither adds FLOPs.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ from functools import lru_cache
 
 import torch
 
+from minigpt_cli.mlp import hidden_width
 from minigpt_cli.model import GPTConfig
 
 
 def matmul_params(config: GPTConfig) -> int:
-    """Weights that take part in a matmul: 12 C^2 per block (qkv 3C^2, proj C^2, MLP 8C^2)
-    and the output layer (padded vocab x C, computed even though tied to the embedding)."""
-    C = config.n_embd
-    return config.n_layer * 12 * C * C + config.padded_vocab_size * C
+    """Weights that take part in a matmul: per block qkv 3C^2, proj C^2 and the MLP (GPT-2:
+    8C^2), and the output layer (padded vocab x C, tied to the embedding or not)."""
+    C, H = config.n_embd, hidden_width(config)
+    mlp = (3 if config.mlp == "swiglu" else 2) * C * H
+    return config.n_layer * (4 * C * C + mlp) + config.padded_vocab_size * C
 
 
 def flops_per_token(config: GPTConfig, seq_len: int) -> float:

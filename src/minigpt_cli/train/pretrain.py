@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from minigpt_cli.errors import MinigptError
 from minigpt_cli.model import GPT, GPTConfig, preset_config
 from minigpt_cli.shard_folder import open_shard_folder
 from minigpt_cli.train import distributed as D
@@ -19,12 +20,23 @@ from minigpt_cli.train.loop import Trainer
 from minigpt_cli.train.settings import PretrainSettings
 from minigpt_cli.train.step_folder import read_state
 
+ARCH_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "positions", "rope_base", "norm",
+             "norm_gain", "norm_eps", "qk_norm", "mlp", "mlp_hidden", "bias", "tie_embeddings",
+             "logit_softcap")  # settings that override the preset's model config
+
 
 def model_config(s: PretrainSettings, vocab_size: int) -> GPTConfig:
+    """The preset with the run's overrides; a bad combination fails here, naming the keys."""
     pad = s.pad_vocab_to if s.pad_vocab_to is not None else (64 if vocab_size > 1024 else 1)
-    return preset_config(s.model, vocab_size=vocab_size, pad_vocab_to=pad, dropout=s.dropout,
-                         n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd,
-                         block_size=s.block_size)
+    config = preset_config(s.model, vocab_size=vocab_size, pad_vocab_to=pad, dropout=s.dropout,
+                           **{k: getattr(s, k) for k in ARCH_KEYS})
+    problems = config.validate()
+    if problems:
+        raise MinigptError(
+            f"The model of this run (--model {s.model} with its overrides) is not valid: "
+            + "; ".join(problems) + ". Change the flags or [pretrain] keys named "
+            "(docs/model.md lists the switches).")
+    return config
 
 
 @dataclass

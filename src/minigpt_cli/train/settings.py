@@ -215,6 +215,33 @@ class PretrainSettings(TrainSettings):
     n_embd: int | None = Field(None, ge=1, description="Override the preset's width.")
     block_size: int | None = Field(None, ge=2, description="Override the preset's context "
                                    "(learned positions).")
+    positions: Literal["learned", "rope"] | None = Field(
+        None, description="Position encoding: learned (GPT-2's table of --block-size vectors) "
+        "or rope (rotary, no table; sampling continues past the context). Default: the "
+        "preset's (learned for gpt2*).",
+    )
+    rope_base: float | None = Field(None, gt=0, description="RoPE's base (theta) "
+                                    "[default: 10000]; needs positions = rope.")
+    norm: Literal["layernorm", "rmsnorm"] | None = Field(
+        None, description="Normalisation: layernorm (GPT-2) or rmsnorm. Default: the preset's.")
+    norm_gain: bool | None = Field(None, description="Norms with learned gains (and biases "
+                                   "with --bias) [default: true].")
+    norm_eps: float | None = Field(None, gt=0, description="Norm epsilon [default: 1e-5].")
+    qk_norm: bool | None = Field(None, description="RMSNorm of each head's queries and keys "
+                                 "before attention (Qwen3) [default: false].")
+    mlp: Literal["gelu", "relu2", "swiglu"] | None = Field(
+        None, description="MLP: gelu (GPT-2's tanh GELU), relu2 (squared ReLU) or swiglu "
+        "(Llama's gated SiLU, hidden width 8/3 C: the GELU MLP's weight count). Default: the "
+        "preset's.")
+    mlp_hidden: int | None = Field(None, ge=1, description="MLP hidden width [default: 4 C; "
+                                   "round(8 C / 3) for swiglu].")
+    bias: bool | None = Field(None, description="Biases in every Linear layer and norm "
+                              "[default: the preset's, true for gpt2*].")
+    tie_embeddings: bool | None = Field(None, description="The output layer is the token "
+                                        "embedding [default: true].")
+    logit_softcap: float | None = Field(
+        None, ge=0, description="Soft-cap the logits at c: c tanh(logits / c); 0 = off "
+        "[default: 0].")
     proj_init: Literal["gpt2", "zero"] = Field(
         "gpt2", description="Initial residual projections (attn.c_proj, mlp.c_proj): gpt2, "
         "N(0, 0.02/sqrt(2 n_layer)) as in the paper; zero: all zeros, so every block starts as "
@@ -238,8 +265,7 @@ class PretrainSettings(TrainSettings):
     @field_validator("model")
     @classmethod
     def _preset(cls, v: str) -> str:
-        # lazy: torch; settings are resolved (and bad values reported) before any command imports it
-        from minigpt_cli.model import PRESETS
+        from minigpt_cli.model_config import PRESETS  # no torch: settings resolve first
 
         if v not in PRESETS:
             raise ValueError(f"unknown preset; known presets: {', '.join(PRESETS)}")
