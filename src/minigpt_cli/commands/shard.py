@@ -160,6 +160,7 @@ def _settings(source, inputs, out, option, stage, stage_option, no_stages, token
                            "lists the sources. (--verify DIR and --merge DIR take none.)")
     stages = [] if no_stages else [StageSpec(name=s) for s in stage] if stage else None
     flags = {"source": source, "inputs": inputs or None, "out": out, "options": options,
-                 "stages": stages, "stage_options": stage_opts, "tokenizer": tokenizer, "char_vocab": char_vocab,
+                 "stages": stages, "stage_options": stage_opts, "tokenizer": tokenizer,
+                 "char_vocab": char_vocab,
                  "shard_size": shard_size, "workers": workers, "part": part, **(job or {})}
     return resolve(ShardSettings, "shard", flags, config)
