@@ -36,7 +36,9 @@ class MathOptions(EvalOptions):
                                     "them, a seeded sample (default: as many as test; 0: none).")
     max_new_tokens: int | None = Field(None, ge=1, description="Tokens to generate at most "
                                        "(default: the longest solution in the data + 8).")
-    mistakes: int = Field(5, ge=0, description="Wrong answers to keep in the results.")
+    mistakes: int = Field(8, ge=0, description="Wrong answers to keep in the results, with "
+                          "the checker's first wrong step: a sample spread over the failing "
+                          "(operation, lengths) cells.")
     eot_prefix: bool = Field(True, description="Start each prompt with <|endoftext|>, as "
                              "documents start in the shards.")
     seed: int = Field(0, description="Seed for sampling the training problems.")
@@ -133,12 +135,34 @@ def summarize(records: list[dict], results: list, outputs: list[str], keep: int)
     for rec, res in pairs:
         by_op[rec["op"]].append((rec, res))
         by_cell[_cell(rec)].append((rec, res))
-    mistakes = [{"prompt": rec["prompt"], "expected": res.expected, "output": out[:200],
-                 "error": res.error}
-                for rec, res, out in zip(records, results, outputs) if not res.answer_correct]
+    wrong = defaultdict(list)  # by cell, in file order
+    for rec, res, out in zip(records, results, outputs):
+        if not res.answer_correct:
+            wrong[_cell(rec)].append({"prompt": rec["prompt"], "expected": res.expected,
+                                      "output": out[:200], "error": res.error,
+                                      "cell": _cell(rec)})
     return {**block(pairs), "by_op": {k: block(v) for k, v in by_op.items()},
-            "by_length": {k: block(v) for k, v in sorted(by_cell.items())},
-            "mistakes": mistakes[:keep]}
+            "by_length": {k: block(v) for k, v in sorted(by_cell.items(), key=_cell_order)},
+            "failures": sum(len(v) for v in wrong.values()),
+            "mistakes": _spread(wrong, keep)}
+
+
+def _cell_order(item) -> tuple:
+    op, _, lengths = item[0].partition(" ")
+    la, _, lb = lengths.partition("x")
+    return ("+-*/".find(op), int(la or 0), int(lb or 0))
+
+
+def _spread(wrong: dict[str, list[dict]], keep: int) -> list[dict]:
+    """A sample of the failures that visits every failing cell before a second from any."""
+    out: list[dict] = []
+    rank = 0
+    while len(out) < keep and any(len(v) > rank for v in wrong.values()):
+        for cell in sorted(wrong):
+            if rank < len(wrong[cell]) and len(out) < keep:
+                out.append(wrong[cell][rank])
+        rank += 1
+    return out
 
 
 class MathTask:
