@@ -1,18 +1,22 @@
-"""Architecture switches at equal wall-clock (issue 17): a GPT-2-BPE language model trained
-from scratch on the Nietzsche benchmark split (the split of bench_nietzsche.py, GPT-2
-tokenizer) for the same budget with each switch set, 2 seeds each, alternating; every run is
-scored on the same held-out text (the last 10% of the corpus) with the `loss` eval task.
+"""Architecture switches at equal wall-clock: a small GPT-2-BPE model trained for the same time
+with GPT-2's architecture and with each switch (docs/model.md), one at a time and combined, all
+scored on the same validation tokens (issue 17, target (b): the best set beats GPT-2 by >= 0.05
+nats of validation loss in the same run, on every seed).
 
-    python benchmarks/bench_arch.py                      # gpt2 vs best, 10 min each, 2 seeds
-    python benchmarks/bench_arch.py --variants all --minutes 3 --seeds 1    # the ablation
-    python benchmarks/bench_arch.py --minutes 0.2 --seeds 1 --variants gpt2,best   # smoke
+    python benchmarks/bench_arch.py                       # 10 minutes a run, 2 seeds: ~4.5 h
+    python benchmarks/bench_arch.py --minutes 10 --seeds 2 --sets gpt2,rope,modern
+    python benchmarks/bench_arch.py --quick               # a 2-layer model, 6 s a run (a check)
 
-The shape (4 layers, 4 heads, 256 wide, context 256, 8 x 256 tokens a step, ~16M parameters
-with the tied 50,304-row embedding) and the recipe (Muon for the blocks, AdamW lr 3e-3 for the
-rest, wsd decaying over the whole budget, proj_init zero) are held fixed; only the model's
-switches change. Gains per token and per second are both visible: the table gives the tokens
-seen and tokens/s beside the validation loss (nats per GPT-2 token) and bits per character.
-The goal: the best set beats GPT-2's architecture by >= 0.05 nats in the same run.
+Every run goes through `minigpt pretrain`'s code path (`run_pretrain`) with the same recipe:
+AdamW, warmup over 5% then cosine to 10% on the time budget (``--max-time`` without
+``--max-steps``), 8 x 256-token micro-batches, float32, on the GPT-2 tokenization of the
+Nietzsche corpus (the benchmark split of bench_nietzsche.py: the last 10% is validation) or of
+the FineWeb sample (``--data fineweb``). The loss is measured once at the end, on the same
+``--eval-batches`` windows of the validation shard for every run. Runs are taken round-robin
+(every set once per seed, seeds in turn) so a slow phase of the machine spreads over all sets.
+The table gives the mean validation loss over seeds, each seed's, the difference to GPT-2's,
+the median tokens/s and the steps done; the CPU model, thread count and load average are
+printed with it (the figures mean little on a loaded machine).
 """
 
 from __future__ import annotations
@@ -20,164 +24,164 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_nietzsche import SHARED, benchmark_split, make_shards, pretrain  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = {"model": "baby", "n_layer": 4, "n_head": 4, "n_embd": 256, "block_size": 256,
-         "seq_len": 256, "micro_batch": 8, "optimizer": "muon", "muon_lr": 0.02, "lr": 3e-3,
-         "schedule": "wsd", "decay_share": 1.0, "min_lr_ratio": 0.02, "beta2": 0.99,
-         "weight_decay": 0.1, "grad_clip": 1.0, "proj_init": "zero", "dtype": "float32"}
-# One switch at a time against GPT-2's architecture, then the combinations.
-VARIANTS: dict[str, dict] = {
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# the switches: GPT-2, each alone, and the two combinations with a name (model_config.py)
+SETS: dict[str, dict] = {
     "gpt2": {},
     "rope": {"positions": "rope"},
     "rmsnorm": {"norm": "rmsnorm"},
     "qk_norm": {"qk_norm": True},
     "relu2": {"mlp": "relu2"},
     "swiglu": {"mlp": "swiglu"},
-    "no_bias": {"bias": False},
+    "no-bias": {"bias": False},
     "untied": {"tie_embeddings": False},
     "softcap": {"logit_softcap": 15.0},
     "llama": {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False},
-    "best": {"positions": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2",
-             "bias": False, "logit_softcap": 15.0},
+    "modern": {"positions": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2",
+               "bias": False, "tie_embeddings": False, "logit_softcap": 15.0},
 }
-GOAL_NATS = 0.05
+SHAPE = {"model": "baby", "n_layer": 6, "n_head": 4, "n_embd": 256, "block_size": 256}
+QUICK_SHAPE = {"model": "nano", "n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64}
+RECIPE = {"micro_batch": 8, "lr": 1e-3, "min_lr_ratio": 0.1, "beta2": 0.99,
+          "weight_decay": 0.1, "grad_clip": 1.0, "dropout": 0.0, "schedule": "cosine"}
+GOAL = 0.05  # nats of validation loss the best set must gain over GPT-2's architecture
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
+def shards(kind: str, work: Path) -> Path:
+    import bench_nietzsche as B
+
+    if kind == "fineweb":
+        return B.fineweb_shards(work / "fineweb-gpt2")
+    _train, val = B.benchmark_split(B.SHARED / "nietzsche")
+    return B.make_shards("gpt2", work / "nietzsche-gpt2", val)
 
 
-def evaluate(checkpoint: Path, val_file: Path) -> dict:
-    """Validation loss (nats per GPT-2 token) and bits per character on the held-out text, in
-    non-overlapping windows of the model's context; and the parameter count."""
-    from minigpt_cli.evals.loss import LossOptions, LossTask
-    from minigpt_cli.loading import load_model
+def train(name: str, switches: dict, seed: int, data: Path, out: Path, seconds: float,
+          shape: dict, eval_batches: int) -> dict:
+    from minigpt_cli.model_file import read_checkpoint
+    from minigpt_cli.train.pretrain import run_pretrain
+    from minigpt_cli.train.settings import PretrainSettings
 
-    model, tok, _ = load_model(checkpoint)
-    T = model.config.block_size
-    m = LossTask().run(model, tok, val_file, LossOptions(seq_len=T, stride=T, batch_size=32),
-                       lambda p: None)["metrics"]
-    return {"loss": m["loss"], "bits_per_char": m["bits_per_char"],
-            "params": sum(p.numel() for p in model.parameters())}
+    s = PretrainSettings(**{**RECIPE, **shape, **switches, "seq_len": shape["block_size"],
+                            "seed": seed, "data": data, "out": out, "max_time": seconds,
+                            "eval_every": 0, "eval_batches": eval_batches, "sample_every": 0,
+                            "checkpoint_every": 0, "keep_last": 1, "device": "cpu",
+                            "dtype": "float32"})
+    done = run_pretrain(s)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
+    steps = [r for r in rows if "loss" in r]
+    val = [r["val_loss"] for r in rows if "val_loss" in r]
+    import torch
+
+    from minigpt_cli.model import GPT
+
+    config = read_checkpoint(done.last_checkpoint, load_tensors=False).config
+    with torch.device("meta"):
+        params = GPT(config).num_params()
+    return {"set": name, "seed": seed, "val_loss": val[-1], "steps": done.step,
+            "tok_per_s": statistics.median(r["tok_per_s"] for r in steps[3:] or steps),
+            "params": params, "train_s": done.elapsed}
 
 
-def table(rows: list[dict], names: list[str]) -> list[dict]:
-    base = statistics.fmean(r["loss"] for r in rows if r["variant"] == "gpt2") if any(
-        r["variant"] == "gpt2" for r in rows) else None
-    out = []
-    for name in names:
-        mine = [r for r in rows if r["variant"] == name]
-        if not mine:
+def table(results: list[dict], order: list[str]) -> list[str]:
+    base = statistics.fmean(r["val_loss"] for r in results if r["set"] == "gpt2") \
+        if any(r["set"] == "gpt2" for r in results) else None
+    lines = [f"{'set':10} {'params':>11} {'val loss':>9} {'vs gpt2':>8} {'per seed':>22} "
+             f"{'tok/s':>8} {'steps':>6}"]
+    for name in order:
+        rs = [r for r in results if r["set"] == name]
+        if not rs:
             continue
-        loss = statistics.fmean(r["loss"] for r in mine)
-        out.append({"variant": name, "switches": VARIANTS[name], "seeds": len(mine),
-                    "params": mine[0]["params"], "loss": loss,
-                    "loss_per_seed": [r["loss"] for r in mine],
-                    "bits_per_char": statistics.fmean(r["bits_per_char"] for r in mine),
-                    "tokens": statistics.fmean(r["tokens"] for r in mine),
-                    "tok_per_s": statistics.median(r["tok_per_s"] for r in mine),
-                    "delta": None if base is None else loss - base})
-    return out
+        mean = statistics.fmean(r["val_loss"] for r in rs)
+        delta = f"{mean - base:+.4f}" if base is not None else "-"
+        seeds = " ".join(f"{r['val_loss']:.4f}" for r in rs)
+        lines.append(f"{name:10} {rs[0]['params']:>11,} {mean:>9.4f} {delta:>8} {seeds:>22} "
+                     f"{statistics.median(r['tok_per_s'] for r in rs):>8,.0f} "
+                     f"{round(statistics.fmean(r['steps'] for r in rs)):>6}")
+    return lines
 
 
-def show(summary: list[dict]) -> None:
-    print(f"\n{'variant':9} {'params':>11} {'seeds':>5} {'val nats/tok':>12} {'vs gpt2':>8} "
-          f"{'bits/char':>9} {'tokens':>10} {'tok/s':>7}  per seed")
-    for s in summary:
-        delta = "" if s["delta"] is None else f"{s['delta']:+.4f}"
-        seeds = ", ".join(f"{v:.4f}" for v in s["loss_per_seed"])
-        print(f"{s['variant']:9} {s['params']:>11,} {s['seeds']:>5} {s['loss']:>12.4f} "
-              f"{delta:>8} {s['bits_per_char']:>9.4f} {s['tokens']:>10,.0f} "
-              f"{s['tok_per_s']:>7,.0f}  {seeds}")
+def verdict(results: list[dict]) -> str:
+    seeds = sorted({r["seed"] for r in results})
+    by = {(r["set"], r["seed"]): r["val_loss"] for r in results}
+    if not all(("gpt2", s) in by for s in seeds):
+        return "no GPT-2 runs: no verdict"
+    gains = {}
+    for name in {r["set"] for r in results} - {"gpt2"}:
+        if all((name, s) in by for s in seeds):
+            gains[name] = min(by[("gpt2", s)] - by[(name, s)] for s in seeds)
+    if not gains:
+        return "no other set: no verdict"
+    best = max(gains, key=gains.get)
+    met = "met" if gains[best] >= GOAL else "not met"
+    return (f"best set: {best}, at least {gains[best]:+.4f} nats below GPT-2 on each of "
+            f"{len(seeds)} seed(s); target >= {GOAL} on every seed: {met}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=10.0, help="budget of each run")
+    ap.add_argument("--minutes", type=float, default=10.0, help="training budget of each run")
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--variants", default="gpt2,best",
-                    help=f"comma-separated, or 'all' ({', '.join(VARIANTS)})")
-    ap.add_argument("--set", action="append", default=[], help="override a shape/recipe "
-                    "key=value (JSON value) for every run")
-    ap.add_argument("--work", type=Path, default=None, help="keep runs here (default: temp)")
+    ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated: {', '.join(SETS)}")
+    ap.add_argument("--data", choices=("nietzsche", "fineweb"), default="nietzsche")
+    ap.add_argument("--eval-batches", type=int, default=100,
+                    help="validation micro-batches of 8 windows (the same for every run)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a 2-layer 64-wide model, 0.1 minute a run, gpt2/rope/modern, 1 seed")
+    ap.add_argument("--work", type=Path, default=None, help="keep shards and runs here")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     from minigpt_cli import allocator
 
     allocator.keep_large_buffers_mapped()  # as every minigpt command does
-    names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
-    unknown = [n for n in names if n not in VARIANTS]
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SETS]
     if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    folder = SHARED / "nietzsche"
-    if not folder.is_dir():
-        raise SystemExit(f"needs the Nietzsche texts in {folder}")
-    shape = dict(SHAPE)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            shape[key.strip()] = json.loads(value)
-        except ValueError:
-            shape[key.strip()] = value
-    cores = len(os.sched_getaffinity(0))
-    torch.set_num_threads(cores)
-    print(f"CPU: {cpu_model()}, {cores} cores, torch {torch.__version__}; load average "
-          f"{os.getloadavg()[0]:.1f} at start; {args.minutes:g} min per run, "
-          f"{args.seeds} seed(s), variants {', '.join(names)}", flush=True)
-    _, val = benchmark_split(folder)
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        val_file = work / "val.txt"
-        val_file.write_text(val, encoding="utf-8")
-        data = make_shards("gpt2", work / "nietzsche-gpt2", val)
-        for seed in range(args.seeds):
-            order = names if seed % 2 == 0 else names[::-1]  # alternate: drift hits both ends
-            for name in order:
-                out = work / f"{name}-seed{seed}"
-                t0 = time.perf_counter()
-                r = pretrain(f"{name} seed {seed}", {**shape, **VARIANTS[name], "seed": seed},
-                             data, out, args.minutes * 60)
-                m = evaluate(r["checkpoint"], val_file)
-                rows.append({"variant": name, "seed": seed, **m, "tokens": r["tokens"],
-                             "tok_per_s": r["tok_per_s"], "steps": r["steps"],
-                             "wall_s": time.perf_counter() - t0})
-                print(f"    val {rows[-1]['loss']:.4f} nats/token, "
-                      f"{m['bits_per_char']:.4f} bits/char", flush=True)
-    summary = table(rows, names)
-    print(f"\nload average at the end {os.getloadavg()[0]:.1f} (1 min)")
-    show(summary)
-    by = {s["variant"]: s for s in summary}
-    if "gpt2" in by and len(by) > 1:
-        best = min((s for s in summary if s["variant"] != "gpt2"), key=lambda s: s["loss"])
-        gain = by["gpt2"]["loss"] - best["loss"]
-        print(f"best: {best['variant']} beats gpt2 by {gain:.4f} nats "
-              f"(goal >= {GOAL_NATS}: {'met' if gain >= GOAL_NATS else 'NOT met'})")
+        raise SystemExit(f"unknown set(s) {unknown}; known: {', '.join(SETS)}")
+    shape, minutes, seeds, eval_batches = SHAPE, args.minutes, args.seeds, args.eval_batches
+    if args.quick:
+        shape, minutes, seeds, eval_batches = QUICK_SHAPE, 0.1, 1, 4
+        if args.sets == ",".join(SETS):
+            names = ["gpt2", "rope", "modern"]
+    import torch
+
+    from minigpt_cli.train.machine import cpu_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_arch."))
+    work.mkdir(parents=True, exist_ok=True)
+    data = shards(args.data, work)
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_model()}, "
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
+          f"{minutes:g} min a run, {seeds} seed(s), data {args.data}, shape {shape}",
+          flush=True)
+    results = []
+    for seed in range(1337, 1337 + seeds):
+        for name in names:
+            t0 = time.perf_counter()
+            r = train(name, SETS[name], seed, data, work / f"run-{name}-{seed}", minutes * 60,
+                      shape, eval_batches)
+            results.append(r)
+            print(f"  {name} seed {seed}: val {r['val_loss']:.4f}, {r['steps']} steps, "
+                  f"{r['tok_per_s']:,.0f} tok/s ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
+    print("\n".join(table(results, names)))
+    print(verdict(results))
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_model(), "minutes": args.minutes,
-                                         "seeds": args.seeds, "shape": shape, "rows": rows,
-                                         "summary": summary}, indent=1))
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "minutes": minutes,
+                                         "shape": shape, "recipe": RECIPE,
+                                         "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -225,3 +225,17 @@ def test_lora_merge_with_switches(name):
     m.eval()
     assert type(plain) is GPT and plain.config == m.config
     torch.testing.assert_close(plain.eval()(x)[0], m(x)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_hand_written_rms_norm_equals_pytorch():
+    from minigpt_cli.norms import _RMSNorm, rms_norm
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(16, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: _RMSNorm.apply(a, b, 1e-5), (x, w))
+    assert torch.autograd.gradcheck(lambda a: _RMSNorm.apply(a, None, 1e-6), (x,))
+    x32, w32 = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    torch.testing.assert_close(rms_norm(x32, w32, 1e-5),
+                               torch.nn.functional.rms_norm(x32, (16,), w32, 1e-5),
+                               atol=0, rtol=0)

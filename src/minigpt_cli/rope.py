@@ -25,12 +25,15 @@ class Rotary:
         return 1.0 / (self.base ** (exps / self.head_dim))  # (hs/2,)
 
     def _angles(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and the signed sin (-sin on the first half, +sin on the second) (..., hs)."""
         freqs = positions.float()[..., None] * self.inv_freq(positions.device)  # (..., hs/2)
         emb = torch.cat((freqs, freqs), dim=-1)  # (..., hs)
-        return emb.cos(), emb.sin()
+        sin = emb.sin()
+        return emb.cos(), torch.cat((-sin[..., : self.head_dim // 2],
+                                     sin[..., self.head_dim // 2 :]), dim=-1)
 
     def table(self, start: int, T: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (T, hs) for positions start..start+T-1."""
+        """cos, signed sin (T, hs) for positions start..start+T-1."""
         key = (device, dtype)
         cached = self._tables.get(key)
         if cached is None or cached[0].size(0) < start + T:
@@ -44,16 +47,14 @@ class Rotary:
         return cached[0][start : start + T], cached[1][start : start + T]
 
     def at(self, positions: torch.Tensor, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (B, 1, T, hs) for explicit positions (B, T) (packed scoring)."""
+        """cos, signed sin (B, 1, T, hs) for explicit positions (B, T) (packed scoring)."""
         cos, sin = self._angles(positions)
         return cos.to(dtype)[:, None], sin.to(dtype)[:, None]
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    h = x.size(-1) // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (B, nh, T, hs) rotated by the angles of its positions (cos/sin broadcast to it)."""
-    return x * cos + rotate_half(x) * sin
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """x (B, nh, T, hs) rotated by the angles of its positions (cos/sin broadcast to it):
+    transformers' x cos + rotate_half(x) sin, with rotate_half(x) sin = (-x2, x1) sin written as
+    the halves swapped (one ``roll``) times the signed sin: the same products, 4 ops instead of
+    5 (a negation and a concatenation become one roll)."""
+    return x * cos + x.roll(x.size(-1) // 2, dims=-1) * signed_sin
