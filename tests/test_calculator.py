@@ -89,3 +89,18 @@ def test_eval_math_defaults_to_the_calculator_and_rebuilds_its_data(tmp_path, mo
     assert "built-in model calculator" in r.output or "calculator" in r.output
     doc = json.loads(out.read_text())
     assert doc["items"] == 20 and doc["splits"]["train"]["n"] == 5
+
+
+def test_eval_math_reads_prompts_through_the_normaliser(math_ckpt, tmp_path):
+    rows = [{"a": 35, "b": 42, "op": "+", "prompt": "35 + 42 = ?", "split": "test"},
+            {"a": 12, "b": 7, "op": "*", "prompt": "what is 12 x 7", "split": "test"}]
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = runner.invoke(app, ["eval", "math", "-c", str(math_ckpt), "--data", str(data),
+                            "--option", "max_new_tokens=8", "--no-save"])
+    assert r.exit_code == 0, r.output
+    rows[0]["prompt"] = "35 + 43"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = runner.invoke(app, ["eval", "math", "-c", str(math_ckpt), "--data", str(data),
+                            "--no-save"])
+    assert r.exit_code == 2 and "not the record's 35+42" in " ".join(r.output.split())

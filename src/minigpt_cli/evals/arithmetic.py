@@ -117,6 +117,26 @@ def load_splits(data: Path | None, options: MathOptions) -> tuple[dict[str, list
     return {"test": test, "train": train}, data
 
 
+def _prompt(rec: dict) -> str:
+    """The record's question through the one normaliser (question.py): the canonical prompt,
+    spaced again for a spaced-digit (GPT-2 BPE) data set. A question that does not match the
+    record's operands is refused."""
+    from minigpt_cli.mathgen.formats import spaced
+    from minigpt_cli.mathgen.question import QuestionError, normalise
+
+    text = str(rec["prompt"])
+    sp = rec.get("spaced")
+    sp = text.startswith(" ") if sp is None else bool(sp)
+    try:
+        q = normalise(text.replace(" ", "") if sp else text)
+    except QuestionError as e:
+        raise MinigptError(f"line {rec.get('_line', '?')}: {e}") from None
+    if (q.a, q.op, q.b) != (int(rec["a"]), rec["op"], int(rec["b"])):
+        raise MinigptError(f"line {rec.get('_line', '?')}: the prompt {text!r} asks "
+                           f"{q.prompt!r}, not the record's {rec['a']}{rec['op']}{rec['b']}.")
+    return spaced(q.prompt) if sp else q.prompt
+
+
 def _cell(rec: dict) -> str:
     la, lb = rec.get("digits") or (len(str(abs(rec["a"]))), len(str(abs(rec["b"]))))
     return f"{rec['op']} {la}x{lb}"
@@ -177,7 +197,7 @@ class MathTask:
         splits, path = load_splits(data, options)
         prefix = [tokenizer.eot_id] if options.eot_prefix else []
         try:
-            prompts = {s: [prefix + tokenizer.encode(r["prompt"]) for r in rows]
+            prompts = {s: [prefix + tokenizer.encode(_prompt(r)) for r in rows]
                        for s, rows in splits.items()}
             longest = max(len(tokenizer.encode(r.get("solution", ""))) for rows in
                           splits.values() for r in rows)
