@@ -15,6 +15,7 @@ stage are done -- their results are kept in the job folder for the next run.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,6 +57,9 @@ class DaskExecutor:
                                "pip install \"minigpt[cluster]\" (or `pip install "
                                "'dask[distributed]'`), or use --executor local.") from None
         self._cluster = None
+        # task keys name this run: dask takes two tasks with one key (another job's, or a
+        # failed run's still remembered) for the same task
+        self._run = uuid.uuid4().hex[:12]
         if address is None:
             self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
                                          processes=True, dashboard_address=None)
@@ -77,7 +81,8 @@ class DaskExecutor:
         if not indices:
             return []
         futures = self.client.map(fn, [job] * len(indices), list(indices), pure=False,
-                                  retries=RETRIES, key=[f"{stage}-{i}" for i in indices])
+                                  retries=RETRIES,
+                                  key=[f"minigpt-{stage}-{i}-{self._run}" for i in indices])
         where = {f.key: i for f, i in zip(futures, indices)}
         results: dict[int, Any] = {}
         failed: list[tuple[int, BaseException]] = []
