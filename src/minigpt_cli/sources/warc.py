@@ -40,8 +40,13 @@ def html_of(record) -> tuple[bytes, str | None] | None:
 
 
 def decode(body: bytes, charset: str | None) -> str:
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-
+    try:
+        from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+    except ImportError:  # trafilatura without resiliparse: the header's charset, else UTF-8
+        try:
+            return body.decode(charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return body.decode("utf-8", errors="replace")
     return bytes_to_str(body, charset or detect_encoding(body))
 
 
