@@ -270,12 +270,15 @@ def test_inputs_changed_between_plan_and_resume(inputs, tmp_path, monkeypatch):
 def test_engine_problems_are_clear(inputs, tmp_path, monkeypatch):
     import socket
 
+    from minigpt_cli.cluster import executor
+
+    monkeypatch.setattr(executor, "CONNECT_TIMEOUT", "1s")  # the default waits 10 s
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     r = cli(*job_args(inputs, tmp_path / "a", "--executor", "dask", "--address",
                       f"tcp://127.0.0.1:{port}"))
-    assert r.exit_code == 2 and "no Dask scheduler answered" in r.flat
+    assert r.exit_code == 2 and "no Dask scheduler answered there within 1s" in r.flat
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
     r = cli(*job_args(inputs, tmp_path / "b", "--executor", "dask"))
     assert r.exit_code == 2 and 'pip install "minigpt[cluster]"' in r.flat

@@ -82,3 +82,15 @@ def test_trafilatura_is_the_other_choice(warc_file):
     src = CommonCrawlSource(CommonCrawlOptions(inputs=[str(path)], extractor="trafilatura"))
     docs = list(src.documents())
     assert docs and all(d.meta["extractor"] == "trafilatura" for d in docs)
+
+
+def test_without_the_extractor_the_input_says_what_to_install(warc_file, monkeypatch, tmp_path):
+    import sys
+
+    for name in ("resiliparse", "resiliparse.extract.html2text", "resiliparse.parse.html",
+                 "resiliparse.parse.encoding"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if the warc extra were missing
+    r = cli("shard", "commoncrawl", warc_file[0], "--out", tmp_path / "o", "-j", 0)
+    assert r.exit_code == 2
+    assert 'needs the resiliparse extractor, which is not installed' in r.flat
+    assert 'pip install "minigpt[warc]"' in r.flat

@@ -1,11 +1,11 @@
 """Where a job's tasks run: ``local`` (this process, one task after another) or ``dask``
 (Dask distributed: a cluster at ``--address``, or a LocalCluster of worker processes).
 
-Dask, not Ray: ``pip install dask[distributed]`` is ~10 MB of pure Python against Ray's
-~70 MB wheel with its own object store and dashboard; a LocalCluster of 2 processes is up in
-~1-2 s on a 2-core CI box (Ray's head: several seconds and ~0.5 GB); and what we need -- tasks
-with retries, re-running the tasks of a lost worker, ``as_completed`` -- is its core. Our tasks
-are file-in, file-out (cluster/tasks.py), so neither engine's object store is needed.
+Dask, not Ray: ``dask[distributed]`` is pure Python (24 MB installed) against Ray's 79 MB
+wheel with its own object store and head processes; a LocalCluster of 2 worker processes was up
+in 2.6 s on the loaded 2-core machine; and what we need -- tasks with retries, re-running the
+tasks of a lost worker, ``as_completed`` -- is its core. Our tasks are file-in, file-out
+(cluster/tasks.py), so Ray's object store would go unused.
 
 Both executors report each finished task through ``on_done(stage, index, result)``. A task that
 fails past the engine's retries (dask: ``retries`` for its exceptions, the scheduler's
@@ -15,6 +15,7 @@ stage are done -- their results are kept in the job folder for the next run.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,6 +57,9 @@ class DaskExecutor:
                                "pip install \"minigpt[cluster]\" (or `pip install "
                                "'dask[distributed]'`), or use --executor local.") from None
         self._cluster = None
+        # task keys name this run: dask takes two tasks with one key (another job's, or a
+        # failed run's still remembered) for the same task
+        self._run = uuid.uuid4().hex[:12]
         if address is None:
             self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
                                          processes=True, dashboard_address=None)
@@ -77,7 +81,8 @@ class DaskExecutor:
         if not indices:
             return []
         futures = self.client.map(fn, [job] * len(indices), list(indices), pure=False,
-                                  retries=RETRIES, key=[f"{stage}-{i}" for i in indices])
+                                  retries=RETRIES,
+                                  key=[f"minigpt-{stage}-{i}-{self._run}" for i in indices])
         where = {f.key: i for f, i in zip(futures, indices)}
         results: dict[int, Any] = {}
         failed: list[tuple[int, BaseException]] = []

@@ -83,7 +83,7 @@ def shard(
                      "(cross-part) dedup, merged into --out \\[default with --executor: one "
                      "part per input].", rich_help_panel=JOB)] = None,
     executor: Annotated[str | None, typer.Option(help="Where a job's tasks run: local (this "
-                        "process) | dask (Dask distributed; pip install \"minigpt[cluster]\")"
+                        "process) | dask (Dask distributed; pip install \"minigpt\\[cluster]\")"
                         " \\[default: local].", rich_help_panel=JOB)] = None,
     address: Annotated[str | None, typer.Option(help="dask: the scheduler's HOST:PORT; unset "
                        "= a local cluster of --workers processes.", rich_help_panel=JOB)] = None,

@@ -5,9 +5,10 @@ all). The same stages then run on it as on WET text.
 The extractor is resiliparse (``pip install "minigpt[warc]"``): its ``main_content`` mode
 drops navigation, headers, footers and link lists. trafilatura (FineWeb's choice) is the
 other maintained one; benchmarks/bench_extract.py measures both on the same pages (figures
-in docs/data.md): resiliparse extracts ~20-40x more pages a second per core at a similar main
-text, and a crawl dump is ~3 billion pages, so it is the default; ``extractor=trafilatura``
-picks the other.
+in docs/data.md): resiliparse extracted ~19x more pages a second per core (1,391 against 73),
+with the same main text (100% against 99.8% of the page's words, no boilerplate from either),
+and a crawl dump is ~3 billion pages, so it is the default; ``extractor=trafilatura`` picks
+the other.
 
 Bytes are decoded as the HTTP header's charset says, else as resiliparse detects it; a page
 that is not text/html (images, PDFs, redirects) is counted and skipped.
@@ -39,8 +40,13 @@ def html_of(record) -> tuple[bytes, str | None] | None:
 
 
 def decode(body: bytes, charset: str | None) -> str:
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-
+    try:
+        from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+    except ImportError:  # trafilatura without resiliparse: the header's charset, else UTF-8
+        try:
+            return body.decode(charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return body.decode("utf-8", errors="replace")
     return bytes_to_str(body, charset or detect_encoding(body))
 
 
