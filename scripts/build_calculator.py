@@ -58,7 +58,7 @@ def main() -> None:
     if args.from_run is not None:
         run_dir = args.from_run
         data = args.data or Path(resolve(MakeMathSettings, "make-math", {}, args.recipe).out)
-        steps_done = seconds = None
+        steps_done, seconds = None, trained_seconds(run_dir)
     else:
         make_math(resolve(MakeMathSettings, "make-math", {"out": data}, args.recipe))
         shards = args.work / "shards"
@@ -80,12 +80,36 @@ def main() -> None:
              else str(args.recipe),
              "steps": steps_done if steps_done is not None else ckpt.step,
              "train_seconds": seconds, "minutes": args.minutes,
+             "train_settings": run_settings(run_dir),
              "params": sum(p.numel() for p in model.parameters()),
              "data": data_record(data / "meta.json"), "eval": table}
     save_checkpoint(args.out, model, tok, step=ckpt.step, extra=extra)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, step {ckpt.step}) in "
           f"{(time.perf_counter() - t0) / 60:.1f} minutes")
     print(render(table))
+
+
+def run_settings(run_dir: Path) -> dict:
+    """The run's resolved training settings (the recipe plus any flags over it)."""
+    import json
+
+    f = run_dir / "settings.json"
+    keep = ("model", "n_layer", "n_head", "n_embd", "block_size", "seq_len", "micro_batch",
+            "lr", "warmup_steps", "max_time", "max_steps", "seed")
+    return {k: v for k, v in json.loads(f.read_text()).items() if k in keep} if f.exists() \
+        else {}
+
+
+def trained_seconds(run_dir: Path) -> float | None:
+    """The trainer's own clock at its last logged step (metrics.jsonl)."""
+    import json
+
+    f = run_dir / "metrics.jsonl"
+    if not f.exists():
+        return None
+    times = [json.loads(x).get("elapsed") for x in f.read_text().splitlines() if x.strip()]
+    times = [t for t in times if t is not None]
+    return round(max(times), 1) if times else None
 
 
 def score(model, tok, data: Path, limit: int | None) -> dict:
