@@ -101,15 +101,14 @@ def run_settings(run_dir: Path) -> dict:
 
 
 def trained_seconds(run_dir: Path) -> float | None:
-    """The trainer's own clock at its last logged step (metrics.jsonl)."""
+    """The trainer's own clock at the newest checkpoint (its trainer_state.json)."""
     import json
 
-    f = run_dir / "metrics.jsonl"
-    if not f.exists():
+    states = sorted(run_dir.glob("step_*/trainer_state.json"))
+    if not states:
         return None
-    times = [json.loads(x).get("elapsed") for x in f.read_text().splitlines() if x.strip()]
-    times = [t for t in times if t is not None]
-    return round(max(times), 1) if times else None
+    elapsed = json.loads(states[-1].read_text()).get("elapsed")
+    return None if elapsed is None else round(float(elapsed), 1)
 
 
 def score(model, tok, data: Path, limit: int | None) -> dict:
