@@ -116,7 +116,9 @@ def score(model, tok, data: Path, limit: int | None) -> dict:
     validity, overall and by (operation, lengths) cell."""
     from minigpt_cli.evals.arithmetic import MathOptions, MathTask
 
-    r = MathTask().run(model, tok, data, MathOptions(limit=limit), lambda *a: None)
+    train = 4000 if limit is None else limit  # the recipe's [eval] train_limit
+    r = MathTask().run(model, tok, data, MathOptions(limit=limit, train_limit=train),
+                       lambda *a: None)
 
     def compact(split: dict) -> dict:
         keep = ("n", "acc", "step_validity")
