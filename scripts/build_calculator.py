@@ -58,7 +58,7 @@ def main() -> None:
     if args.from_run is not None:
         run_dir = args.from_run
         data = args.data or Path(resolve(MakeMathSettings, "make-math", {}, args.recipe).out)
-        steps_done = seconds = None
+        steps_done, seconds = None, trained_seconds(run_dir)
     else:
         make_math(resolve(MakeMathSettings, "make-math", {"out": data}, args.recipe))
         shards = args.work / "shards"
@@ -80,6 +80,7 @@ def main() -> None:
              else str(args.recipe),
              "steps": steps_done if steps_done is not None else ckpt.step,
              "train_seconds": seconds, "minutes": args.minutes,
+             "train_settings": run_settings(run_dir),
              "params": sum(p.numel() for p in model.parameters()),
              "data": data_record(data / "meta.json"), "eval": table}
     save_checkpoint(args.out, model, tok, step=ckpt.step, extra=extra)
@@ -88,12 +89,36 @@ def main() -> None:
     print(render(table))
 
 
+def run_settings(run_dir: Path) -> dict:
+    """The run's resolved training settings (the recipe plus any flags over it)."""
+    import json
+
+    f = run_dir / "settings.json"
+    keep = ("model", "n_layer", "n_head", "n_embd", "block_size", "seq_len", "micro_batch",
+            "lr", "warmup_steps", "max_time", "max_steps", "seed")
+    return {k: v for k, v in json.loads(f.read_text()).items() if k in keep} if f.exists() \
+        else {}
+
+
+def trained_seconds(run_dir: Path) -> float | None:
+    """The trainer's own clock at the newest checkpoint (its trainer_state.json)."""
+    import json
+
+    states = sorted(run_dir.glob("step_*/trainer_state.json"))
+    if not states:
+        return None
+    elapsed = json.loads(states[-1].read_text()).get("elapsed")
+    return None if elapsed is None else round(float(elapsed), 1)
+
+
 def score(model, tok, data: Path, limit: int | None) -> dict:
     """`eval math` on the test set and as many training problems: exact match and step
     validity, overall and by (operation, lengths) cell."""
     from minigpt_cli.evals.arithmetic import MathOptions, MathTask
 
-    r = MathTask().run(model, tok, data, MathOptions(limit=limit), lambda *a: None)
+    train = 4000 if limit is None else limit  # the recipe's [eval] train_limit
+    r = MathTask().run(model, tok, data, MathOptions(limit=limit, train_limit=train),
+                       lambda *a: None)
 
     def compact(split: dict) -> dict:
         keep = ("n", "acc", "step_validity")

@@ -73,7 +73,7 @@ def test_the_built_in_calculator_answers_and_carries_its_eval_table():
     from minigpt_cli.model_file import read_checkpoint
 
     extra = read_checkpoint(default_checkpoint("calculator"), load_tensors=False).extra
-    assert extra["data"]["settings"]["format"] == "cot" and extra["eval"]["by_length"]
+    assert extra["data"]["settings"]["format"] == "cot" and extra["eval"]["test"]["by_length"]
     r = runner.invoke(app, ["sample", "--model", "calculator", "--prompt", "35 + 42 = ?"])
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines()[1].startswith("35 + 42 = ")
@@ -88,7 +88,7 @@ def test_eval_math_defaults_to_the_calculator_and_rebuilds_its_data(tmp_path, mo
     assert r.exit_code == 0, r.output
     assert "built-in model calculator" in r.output or "calculator" in r.output
     doc = json.loads(out.read_text())
-    assert doc["items"] == 20 and doc["splits"]["train"]["n"] == 5
+    assert doc["items"] == 20 and doc["details"]["splits"]["train"]["n"] == 5
 
 
 def test_eval_math_reads_prompts_through_the_normaliser(math_ckpt, tmp_path):

@@ -99,18 +99,19 @@ def print_result(doc: dict) -> None:
 
 def _print_math(d: dict) -> None:
     splits = d.get("splits", {})
+    test, train = splits.get("test", {}), splits.get("train") or {}
+    n_train = train.get("n")
     table = Table(title="by operation and operand lengths: exact match and step validity, "
-                  "held-out test | training problems", title_justify="left")
-    for col in ("cell", "test n", "exact", "steps valid", "train n", "train exact",
-                "train steps", "gap"):
+                  f"held-out test | train ({_fmt(n_train)} training problems; gap = train - "
+                  "test, points)", title_justify="left")
+    for col in ("cell", "n", "exact", "steps valid", "train exact", "train steps", "gap"):
         table.add_column(col, justify="left" if col == "cell" else "right")
-    test, train = splits.get("test", {}), splits.get("train", {})
     for key in ("by_op", "by_length"):
         for name, row in test.get(key, {}).items():
             tr = train.get(key, {}).get(name, {})
             gap = None if tr.get("acc") is None else tr["acc"] - row["acc"]
             table.add_row(name, _fmt(row["n"]), _pct(row["acc"]), _pct(row["step_validity"]),
-                          _fmt(tr.get("n")) if tr else "-", _pct(tr.get("acc")),
+                          _pct(tr.get("acc")),
                           _pct(tr.get("step_validity")),
                           "-" if gap is None else f"{100 * gap:+.1f}")
     console.print(table)

@@ -31,7 +31,8 @@ def sample(
     prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file "
                            "('-' for stdin).", rich_help_panel=GEN)] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", "-n",
-                              help="Tokens to generate \\[default: 200].", rich_help_panel=GEN)] = None,
+                              help="Tokens to generate \\[default: 200].",
+                              rich_help_panel=GEN)] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", "-t",
                            help="Softmax temperature; 0 = greedy \\[default: 1.0].",
                            rich_help_panel=GEN)] = None,
@@ -72,12 +73,15 @@ def sample(
     dev = resolve_device(s.device)
     dtype, why = choose_dtype(s.dtype, dev)
     model, tok, what = load_model(s.checkpoint, s.from_hf, dev, dtype, s.model)
-    err_console.print(f"[dim]sampling from {what} in {why}[/dim]")
     from minigpt_cli.mathgen.calculator import is_math_model
 
     if is_math_model(tok):
+        if s.dtype == "auto":  # a tiny model where one wrong digit is a wrong answer
+            model, why = model.float(), "float32 (a calculator: auto keeps float32)"
+        err_console.print(f"[dim]asking {what} in {why}, greedily[/dim]")
         _calculate(model, tok, text, s.max_new_tokens)
         return
+    err_console.print(f"[dim]sampling from {what} in {why}[/dim]")
     ids, dropped = crop_prompt(tok.encode(text, allow_special=True), model.config.block_size)
     if dropped:
         err_console.print(f"[yellow]warning:[/yellow] the prompt is longer than the model's "

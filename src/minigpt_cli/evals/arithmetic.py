@@ -161,10 +161,14 @@ def summarize(records: list[dict], results: list, outputs: list[str], keep: int)
             wrong[_cell(rec)].append({"prompt": rec["prompt"], "expected": res.expected,
                                       "output": out[:200], "error": res.error,
                                       "cell": _cell(rec)})
-    return {**block(pairs), "by_op": {k: block(v) for k, v in by_op.items()},
+    return {**block(pairs), "by_op": {k: block(by_op[k]) for k in sorted(by_op, key=_op_order)},
             "by_length": {k: block(v) for k, v in sorted(by_cell.items(), key=_cell_order)},
             "failures": sum(len(v) for v in wrong.values()),
             "mistakes": _spread(wrong, keep)}
+
+
+def _op_order(op: str) -> int:
+    return "+-*/".find(op)
 
 
 def _cell_order(item) -> tuple:

@@ -66,7 +66,7 @@ def check(problem: Problem, output: str) -> CheckResult:
     else:
         total, valid, bad = 0, 0, work != ""
         step_error = f"unexpected text {work!r} before '{ANSWER_MARK}'" if bad else None
-    error = error or step_error
+    error = step_error or error  # the first wrong step, in reading order, before the answer
     if parsed is not None and parsed != expected and error is None:
         error = f"answer {parsed} but {problem.a}{problem.op}{problem.b} is {expected}"
     return CheckResult(parsed == expected, total, valid, malformed or bad, parsed, expected,
