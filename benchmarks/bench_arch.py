@@ -141,6 +141,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="keep shards and runs here")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
+    from minigpt_cli import allocator
+
+    allocator.keep_large_buffers_mapped()  # as every minigpt command does
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETS]
     if unknown:

@@ -1,9 +1,19 @@
-"""Issue 5's goal, measured: small char-level models taught arithmetic with `minigpt make-math`
-data, trained by the one trainer loop (`minigpt pretrain` on masked, packed `math` shards) and
-scored by `minigpt eval math` on held-out problems -- every step through the real CLI.
+"""Issues 5 and 18, measured: small models taught arithmetic with `minigpt make-math` data,
+trained by the one trainer loop (`minigpt pretrain` on masked, packed `math` shards, or `minigpt
+finetune` from GPT-2) and scored by `minigpt eval math` on held-out problems -- every step
+through the real CLI.
 
-    python benchmarks/bench_math.py --config examples/math-goal.toml      # the goal, 3 seeds
-    python benchmarks/bench_math.py --config examples/math-goal.toml --smoke   # tiny, a minute
+    python benchmarks/bench_math.py --config examples/math-goal.toml      # issue 5, 3 seeds
+    python benchmarks/bench_math.py --config examples/calculator-bench.toml   # issue 18
+    python benchmarks/bench_math.py --config examples/calculator-bench.toml --smoke  # a check
+
+With several operations in one task (the calculator) the table is also given per (operation,
+operand lengths) cell -- mean and worst seed, held-out n, train accuracy and the gap -- checked
+against ``[bench] cell_goals`` and ``min_cell_n``; ``[bench] extra_evals`` scores every
+checkpoint on more make-math test sets (longer operands: length generalisation). A task with a
+``tokenizer = "gpt2"`` writes spaced digits and shards with GPT-2's BPE; a task with a
+``finetune`` table fine-tunes OpenAI's GPT-2 from ``--gpt2 DIR`` (a Hugging Face folder) and is
+skipped without one (``--smoke`` fine-tunes the ``calc-gpt2`` run's checkpoint instead).
 
 For each task of the config (one model per task) it writes the data once (make-math, shard),
 then trains one model per seed and scores it: exact match on the held-out test problems, on as
@@ -56,6 +66,8 @@ class Result:
     cpu_min: float  # CPU time of the training process
     load: float  # 1-minute load average, mean of start and end of the training run
     eval_n: int
+    cells: dict | None = None  # "op LAxLB" -> {n, acc, step_validity, train_acc}
+    extra: dict | None = None  # extra eval name -> {n, acc, step_validity, by_length}
 
 
 def flags(table: dict) -> list[str]:
@@ -90,7 +102,7 @@ def prepare(name: str, task: dict, work: Path, smoke: bool, threads: int) -> Pat
         return data
     (work / name).mkdir(parents=True, exist_ok=True)
     mm = {k: task[k] for k in ("ops", "format", "n", "n_test") if k in task}
-    mm |= {"seed": task.get("data_seed", 0), "tokenizer": "char"}
+    mm |= {"seed": task.get("data_seed", 0), "tokenizer": task.get("tokenizer", "char")}
     if smoke:
         mm |= {"n": min(mm.get("n", SMOKE["n"]), SMOKE["n"]), "n_test": SMOKE["n_test"]}
     run([*CLI, "make-math", *flags(mm), "--out", str(data)], work / name / "make-math.log",
@@ -98,19 +110,53 @@ def prepare(name: str, task: dict, work: Path, smoke: bool, threads: int) -> Pat
     opts = dict(task.get("shard", {}))
     if smoke:
         opts["val"] = SMOKE["val"]
-    cmd = [*CLI, "shard", "math", str(data), "--tokenizer", "char", "--out", str(shards)]
+    cmd = [*CLI, "shard", "math", str(data), "--tokenizer", task.get("tokenizer", "char"),
+           "--out", str(shards)]
+    if "shard_size" in task:
+        cmd += ["--shard-size", str(task["shard_size"])]
     for k, v in opts.items():
         cmd += ["--option", f"{k}={json.dumps(v) if isinstance(v, dict) else v}"]
     run(cmd, work / name / "shard.log", threads)
     return data
 
 
-def train_and_score(name: str, task: dict, defaults: dict, seed: int, work: Path, bench: dict,
-                    smoke: bool, threads: int) -> Result:
-    data = work / name / "data"
+def prepare_extra(name: str, spec: dict, task: dict, work: Path, smoke: bool,
+                  threads: int) -> Path:
+    """A test-only make-math folder (``n = 0``) for an extra eval, in the task's format."""
+    folder = work / "extra" / f"{name.replace(' ', '_')}-{task.get('format', 'cot')}-" \
+        f"{task.get('tokenizer', 'char')}"
+    if (folder / "meta.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    mm = {"ops": spec["ops"], "n": 0, "n_test": SMOKE["n_test"] if smoke else spec["n_test"],
+          "format": task.get("format", "cot"), "tokenizer": task.get("tokenizer", "char"),
+          "seed": spec.get("seed", 0)}
+    run([*CLI, "make-math", *flags(mm), "--out", str(folder)], folder.with_suffix(".log"),
+        threads)
+    return folder
+
+
+def train_command(name: str, task: dict, defaults: dict, seed: int, work: Path, bench: dict,
+                  smoke: bool, gpt2: Path | None) -> list[str] | None:
+    """`minigpt pretrain` (or `finetune`) for one seed; None: a fine-tune with no GPT-2."""
     out = work / name / f"seed{seed}"
-    settings = {**defaults, **task.get("pretrain", {}), "seed": seed}
-    settings |= {"data": str(work / name / "shards"), "out": str(out), "resume": "auto"}
+    common = {"data": str(work / name / "shards"), "out": str(out), "resume": "auto",
+              "seed": seed}
+    if "finetune" in task:
+        keep = ("seq_len", "eval_every", "sample_every",
+                "checkpoint_every", "log_every", "max_time", "max_steps")
+        settings = {**{k: v for k, v in defaults.items() if k in keep}, **task["finetune"],
+                    **common}
+        if gpt2 is not None:
+            source = ["--from-hf", str(gpt2)]
+        elif smoke:
+            source = ["--from-checkpoint", str(work / "calc-gpt2" / f"seed{seed}")]
+        else:
+            return None
+        command = "finetune"
+    else:
+        settings = {**defaults, **task.get("pretrain", {}), **common}
+        source, command = [], "pretrain"
     if bench.get("budget") == "time":  # the wall-clock budget sets the run and its schedule
         settings.pop("max_steps", None)
         settings["max_time"] = settings.get("max_time", "10m")
@@ -119,24 +165,61 @@ def train_and_score(name: str, task: dict, defaults: dict, seed: int, work: Path
     if smoke:
         settings["max_steps"] = SMOKE["max_steps"]
         settings.pop("max_time", None)
+    return [*CLI, command, *source, *flags(settings)]
+
+
+def train_and_score(name: str, task: dict, defaults: dict, seed: int, work: Path, bench: dict,
+                    smoke: bool, threads: int, gpt2: Path | None = None) -> Result | None:
+    data = work / name / "data"
+    out = work / name / f"seed{seed}"
+    cmd = train_command(name, task, defaults, seed, work, bench, smoke, gpt2)
+    if cmd is None:
+        return None
     load0 = os.getloadavg()[0]
-    _, cpu = run([*CLI, "pretrain", *flags(settings)], out.with_suffix(".train.log"), threads)
+    _, cpu = run(cmd, out.with_suffix(".train.log"), threads)
     load1 = os.getloadavg()[0]
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps = max(m["step"] for m in metrics if "step" in m)
     elapsed = max(m.get("elapsed", 0.0) for m in metrics)
     limit = SMOKE["limit"] if smoke else bench.get("eval_limit", 2000)
     train_limit = SMOKE["limit"] if smoke else bench.get("train_limit", limit)
-    result_file = out.with_suffix(".eval.json")
-    run([*CLI, "eval", "math", "--checkpoint", str(out), "--data", str(data), "--limit",
-         str(limit), "--option", f"train_limit={train_limit}", "--output", str(result_file)],
-        out.with_suffix(".eval.log"), threads)
-    r = json.loads(result_file.read_text())
+    r = score(out, data, limit, train_limit, out.with_suffix(".eval"), threads)
     m = r["metrics"]
-    op = task["ops"].split(":")[0]
-    return Result(name, op, task.get("format", "cot"), seed, m["acc"], m.get("train_acc"),
-                  m.get("step_validity"), int(r["model"]["params"]), steps, elapsed / 60,
-                  cpu / 60, (load0 + load1) / 2, int(r["items"]))
+    extra = {}
+    for ename, spec in bench.get("extra_evals", {}).items():
+        folder = prepare_extra(ename, spec, task, work, smoke, threads)
+        e = score(out, folder, None, 0, out.with_suffix(f".{ename.replace(' ', '_')}"),
+                  threads)["details"]["splits"]["test"]
+        extra[ename] = {k: e[k] for k in ("n", "acc", "step_validity")} | {
+            "by_length": {c: v["acc"] for c, v in e["by_length"].items()}}
+    ops = {part.split(":")[0] for part in task["ops"].split(",")}
+    return Result(name, ops.pop() if len(ops) == 1 else "mix", task.get("format", "cot"), seed,
+                  m["acc"], m.get("train_acc"), m.get("step_validity"),
+                  int(r["model"]["params"]), steps, elapsed / 60, cpu / 60, (load0 + load1) / 2,
+                  int(r["items"]), cells(r), extra or None)
+
+
+def score(ckpt: Path, data: Path, limit: int | None, train_limit: int, stem: Path,
+          threads: int) -> dict:
+    """`minigpt eval math` through the CLI; its results JSON."""
+    result_file = stem.with_suffix(stem.suffix + ".json")
+    cmd = [*CLI, "eval", "math", "--checkpoint", str(ckpt), "--data", str(data), "--option",
+           f"train_limit={train_limit}", "--output", str(result_file), "--no-save"]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
+    run(cmd, stem.with_suffix(stem.suffix + ".log"), threads)
+    return json.loads(result_file.read_text())
+
+
+def cells(r: dict) -> dict:
+    splits = r["details"]["splits"]
+    test, train = splits["test"], splits.get("train") or {}
+    out = {}
+    for cell, row in test["by_length"].items():
+        tr = (train.get("by_length") or {}).get(cell) or {}
+        out[cell] = {"n": row["n"], "acc": row["acc"], "step_validity": row["step_validity"],
+                     "train_acc": tr.get("acc")}
+    return out
 
 
 def pct(x: float | None) -> str:
@@ -182,6 +265,56 @@ def summary(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def cell_table(results: list[Result], bench: dict) -> str:
+    """Per (operation, lengths) cell of every multi-operation task: mean and worst seed."""
+    goals, min_n = bench.get("cell_goals", {}), bench.get("min_cell_n", 0)
+    by: dict[str, list[Result]] = {}
+    for r in results:
+        if r.cells and r.op == "mix":
+            by.setdefault(r.task, []).append(r)
+    lines = []
+    for task, rs in by.items():
+        lines += ["", f"{task}: by (operation, operand lengths) cell, {len(rs)} seed(s) "
+                  "(test exact: mean, worst seed; train exact: mean; gap = train - test)",
+                  f"  {'cell':<8} {'test n':>6} {'exact':>7} {'worst':>7} {'steps':>7} "
+                  f"{'train':>7} {'gap':>6}  goal"]
+        missed, small = [], []
+        for cell in rs[0].cells:
+            rows = [r.cells[cell] for r in rs if cell in r.cells]
+            accs = [x["acc"] for x in rows]
+            trains = [x["train_acc"] for x in rows if x["train_acc"] is not None]
+            steps = [x["step_validity"] for x in rows if x["step_validity"] is not None]
+            mean, worst = statistics.mean(accs), min(accs)
+            train = statistics.mean(trains) if trains else None
+            goal = goals.get(cell.split(" ")[0])
+            ok = "" if goal is None else ("met" if worst >= goal else f"NOT met (>= {goal:.0%})")
+            if goal is not None and worst < goal:
+                missed.append(cell)
+            if rows[0]["n"] < min_n:
+                small.append(f"{cell} ({rows[0]['n']})")
+            lines.append(f"  {cell:<8} {rows[0]['n']:>6} {pct(mean):>7} {pct(worst):>7} "
+                         f"{pct(statistics.mean(steps) if steps else None):>7} {pct(train):>7} "
+                         f"{'-' if train is None else f'{100 * (train - mean):+.1f}':>6}  {ok}")
+        if goals:
+            lines.append(f"  cell goals: {'met in every cell' if not missed else 'NOT met in '}"
+                         f"{', '.join(missed)}")
+        if min_n:
+            lines.append(f"  cells with fewer than {min_n} held-out problems: "
+                         f"{', '.join(small) or 'none'}")
+    extra = [r for r in results if r.extra]
+    if extra:
+        lines += ["", "extra evals (the same checkpoints on other make-math test sets; mean "
+                  "over seeds, worst seed)"]
+        names = {}
+        for r in extra:
+            for name, e in r.extra.items():
+                names.setdefault((r.task, name), []).append(e["acc"])
+        for (task, name), accs in names.items():
+            lines.append(f"  {task:<14} {name:<14} {pct(statistics.mean(accs)):>7} "
+                         f"(worst {pct(min(accs))})")
+    return "\n".join(lines)
+
+
 def _mean(rs: list[Result], field: str) -> float | None:
     vals = [getattr(r, field) for r in rs if getattr(r, field) is not None]
     return statistics.mean(vals) if vals else None
@@ -199,6 +332,8 @@ def main() -> None:
                    "(reproducible); time: its max_time, the LR schedule on the share spent "
                    "(default: the config's, else steps).")
     p.add_argument("--smoke", action="store_true", help="Tiny data and 20 steps: a check.")
+    p.add_argument("--gpt2", type=Path, help="OpenAI GPT-2's Hugging Face folder, for tasks "
+                   "with a finetune table (skipped without it).")
     a = p.parse_args()
     from minigpt_cli.settings import load_config_file
 
@@ -220,7 +355,11 @@ def main() -> None:
 
     def one(job):
         name, seed = job
-        r = train_and_score(name, tasks[name], defaults, seed, work, bench, a.smoke, threads)
+        r = train_and_score(name, tasks[name], defaults, seed, work, bench, a.smoke, threads,
+                            a.gpt2)
+        if r is None:
+            print(f"  {name} seed {seed}: skipped (no --gpt2 folder to fine-tune)", flush=True)
+            return None
         with lock:
             results.append(r)
             print(f"  {name} seed {seed}: {pct(r.acc)} test, {pct(r.train_acc)} train, "
@@ -228,12 +367,15 @@ def main() -> None:
                   f"load {r.load:.1f}", flush=True)
         return r
 
+    # fine-tunes last: with --smoke they start from the calc-gpt2 runs
+    order = sorted(names, key=lambda n: "finetune" in tasks[n])
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, [(n, s) for n in names for s in seeds]))
+        list(pool.map(one, [(n, s) for n in order for s in seeds]))
     results.sort(key=lambda r: (names.index(r.task), r.seed))
     print()
     print(table(results))
     print(summary(results))
+    print(cell_table(results, bench))
     (work / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
 
 

@@ -189,6 +189,9 @@ def main() -> None:
     ap.add_argument("--bpe-finetune-minutes", type=float, default=3.0)
     ap.add_argument("--work", type=Path, default=None, help="keep runs here (default: temp)")
     args = ap.parse_args()
+    from minigpt_cli import allocator
+
+    allocator.keep_large_buffers_mapped()  # as every minigpt command does
     folder = SHARED / "nietzsche"
     if not folder.is_dir():
         raise SystemExit(f"needs the Nietzsche texts in {folder}")

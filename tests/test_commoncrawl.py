@@ -204,7 +204,8 @@ def test_warc_without_conversions_gets_a_hint(tmp_path):
     src = source(path)
     assert list(src.documents()) == []
     assert "is a WARC file of crawled pages" in src.provenance()[0]["errors"][0]
-    assert "not a WET file" in src.provenance()[0]["errors"][0]
+    assert "none of its 1 HTTP response records is an HTML page" in \
+        src.provenance()[0]["errors"][0]
 
 
 def test_parser_crash_on_odd_header_is_counted_not_raised(cc, tmp_path):

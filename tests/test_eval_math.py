@@ -79,8 +79,9 @@ def test_summary_counts_exact_match_step_validity_and_mistakes():
     assert set(s["by_length"]) == {"+ 3x3", "+ 2x1", "+ 1x1", "+ 3x1"}
     assert s["by_length"]["+ 2x1"]["acc"] == 0.0 and s["by_length"]["+ 3x1"]["acc"] == 1.0
     assert s["by_op"]["+"]["n"] == 4
-    assert [m["prompt"] for m in s["mistakes"]] == ["12+7=", "5+5="]
-    assert s["mistakes"][0]["expected"] == "19"
+    # a sample spread over the failing cells, in cell order
+    assert [m["prompt"] for m in s["mistakes"]] == ["5+5=", "12+7="]
+    assert s["mistakes"][1]["expected"] == "19" and s["failures"] == 2
 
 
 def write_folder(folder, test, train):
@@ -107,7 +108,7 @@ def test_the_task_end_to_end_on_a_make_math_folder(tmp_path):
     assert set(test_summary["by_length"]) == {"+ 3x3", "* 2x2"}
     assert r["metrics"]["acc"] == test_summary["acc"] < 0.2  # an untrained model
     assert r["metrics"]["train_acc"] == r["splits"]["train"]["acc"]
-    assert len(test_summary["mistakes"]) == 5
+    assert len(test_summary["mistakes"]) == 8
     assert r["max_new_tokens"] == max(len(x["solution"]) for x in test + train) + 8
     assert events[-1].done == events[-1].total == 30
     # limit takes the first N test problems; a single JSONL file works too

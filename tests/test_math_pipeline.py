@@ -30,7 +30,8 @@ def test_the_readme_main_command_is_install_then_the_math_pipeline():
     minigpt = [s[1:] for s in steps if s[0] == "minigpt"]
     config = str(CONFIG.relative_to(ROOT))
     assert minigpt == [["make-math", "--config", config], ["shard", "--config", config],
-                       ["pretrain", "--config", config], ["eval", "math", "--config", config]]
+                       ["pretrain", "--config", config], ["eval", "math", "--config", config],
+                       ["sample", "--model", "calculator", "--prompt", "35 + 42 = ?"]]
 
 
 def test_the_pipeline_runs_end_to_end_and_ends_with_the_table(tmp_path, monkeypatch):

@@ -272,3 +272,33 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_default_mix_is_the_calculators(tmp_path):
+    result, out = make(tmp_path, "--n", "2000", "--n-test", "400", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    rows = read(out / "train.jsonl") + read(out / "test.jsonl")
+    cells = {(r["op"], *r["digits"]) for r in rows}
+    assert {c for c in cells if c[0] == "+"} == {("+", a, b) for a in range(1, 6)
+                                                 for b in range(1, 6)}
+    assert max(b for op, _, b in cells if op == "*") == 3
+    assert {(a, b) for op, a, b in cells if op == "/"} == {(a, b) for a in range(1, 6)
+                                                          for b in (1, 2)}
+    assert any(r["answer"].startswith("-") for r in rows if r["op"] == "-")
+    assert any(r["answer"].startswith("0r") for r in rows if r["op"] == "/")
+
+
+def test_n_test_cell_holds_out_that_many_per_cell(tmp_path):
+    result, out = make(tmp_path, "--ops", "+:2,/:2x1", "--n", "600", "--n-test-cell", "30")
+    assert result.exit_code == 0, result.output
+    test = read(out / "test.jsonl")
+    assert len([r for r in test if r["op"] == "+"]) == 30
+    assert len([r for r in test if r["op"] == "/"]) == 30
+
+
+def test_n_test_cell_refuses_a_small_cell_saying_how_many_exist(tmp_path):
+    result, out = make(tmp_path, "--ops", "+:1-2", "--n", "100", "--n-test-cell", "200")
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "+:1x1 has 100 distinct problems and can hold out 27" in text
+    assert not out.exists()

@@ -143,3 +143,6 @@ def test_config_file_holds_source_options_and_stages(tmp_path):
     cc = resolve(ShardSettings, "shard", {}, ROOT / "examples" / "shard.toml")
     assert cc.source == "commoncrawl" and cc.options == {"segments": 2}
     assert cc.stages[3].name == "c4" and cc.stages[3].options == {"terminal_punctuation": False}
+    job = resolve(ShardSettings, "shard", {}, ROOT / "examples" / "shard-job.toml")
+    assert job.is_job() and (job.parts, job.executor, job.address) == (2000, "dask",
+                                                                       "scheduler:8786")

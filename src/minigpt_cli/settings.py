@@ -55,10 +55,17 @@ class ModelSourceSettings(DeviceSettings):
         None, description="A Hugging Face GPT-2 folder (config.json + model.safetensors)."
     )
 
+    model: Literal["nietzsche-char-tiny", "calculator"] | None = Field(
+        None, description="A built-in model: nietzsche-char-tiny (the default of sample) or "
+        "calculator (+, -, x, / with steps; the default of eval math).")
+
     @model_validator(mode="after")
     def _one_source(self):
-        if self.checkpoint is not None and self.from_hf is not None:
-            raise ValueError("give --checkpoint or --from-hf, not both")
+        given = [f for f, v in (("--checkpoint", self.checkpoint), ("--from-hf", self.from_hf),
+                                ("--model", self.model)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of --checkpoint, --from-hf, --model, not "
+                             f"{' and '.join(given)}")
         return self
 
 

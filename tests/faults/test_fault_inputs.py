@@ -20,13 +20,14 @@ from warcio.warcwriter import WARCWriter
 TEXT = "Supposing that truth is a woman -- what then? " * 60
 
 
-def warc_file(path: Path) -> Path:
-    """A real WARC file as a crawler writes it: gzipped HTTP response records of HTML."""
+def warc_file(path: Path, content_type: str = "image/png") -> Path:
+    """A real WARC file as a crawler writes it: gzipped HTTP response records (of images by
+    default: no page text; ``text/html`` for pages, whose text the source extracts)."""
     with open(path, "wb") as f:
         writer = WARCWriter(f, gzip=True)
         for i in range(3):
             body = f"<html><body><p>page {i}: {TEXT}</p></body></html>".encode()
-            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")],
+            http = StatusAndHeaders("200 OK", [("Content-Type", content_type)],
                                     protocol="HTTP/1.1")
             writer.write_record(writer.create_warc_record(
                 f"http://example.org/{i}", "response", payload=io.BytesIO(body),
@@ -46,10 +47,18 @@ def test_a_warc_file_is_named_for_what_it_is_and_no_folder_is_left(tmp_path):
     assert r.exit_code == 2, r.output
     assert "see the inputs above" not in r.flat
     assert (f"The commoncrawl source yielded no documents, so nothing was written: {warc} gave "
-            "no documents: is a WARC file of crawled pages (3 HTTP response records holding "
-            "raw HTML), not a WET file") in r.flat, r.flat
-    assert "does not extract text from HTML. Use the matching WET file" in r.flat
+            "no documents: is a WARC file of crawled pages, but none of its 3 HTTP response "
+            "records is an HTML page") in r.flat, r.flat
     assert not (tmp_path / "made").exists()  # the folders it created are gone again
+
+
+def test_a_warc_file_of_html_pages_gives_their_text(tmp_path):
+    pytest.importorskip("resiliparse", reason="the warc extra is not installed")
+    warc = warc_file(tmp_path / "CC-MAIN-x.warc.gz", "text/html; charset=utf-8")
+    r = cli("shard", "commoncrawl", warc, "--out", tmp_path / "o", "--no-stages", "-j", 0,
+            "--shard-size", 100)
+    assert r.exit_code == 0, r.output
+    assert manifest(tmp_path / "o")["totals"]["documents_kept"] == 3
 
 
 def test_a_failed_run_keeps_what_the_folder_held_before(tmp_path):

@@ -10,6 +10,7 @@ import typer
 
 from minigpt_cli.commands.options import (
     RUNTIME_PANEL,
+    BuiltinOpt,
     CheckpointOpt,
     ConfigOpt,
     DeviceOpt,
@@ -64,6 +65,7 @@ def eval_cmd(
                     "beside the checkpoint (default: save).", rich_help_panel=OUT)] = None,
     checkpoint: CheckpointOpt = None,
     from_hf: FromHfOpt = None,
+    model: BuiltinOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     config: ConfigOpt = None,
@@ -77,6 +79,7 @@ def eval_cmd(
 
     flags = {"data": data, "limit": limit, "batch_size": batch_size, "compile": compile,
              "output": output, "save": save, "checkpoint": checkpoint, "from_hf": from_hf,
+             "model": model,
              "device": device, "dtype": dtype, "options": _parse_options(option)}
     s = resolve(EvalSettings, "eval", flags, config)
     if models and not compare:
@@ -86,7 +89,7 @@ def eval_cmd(
         if compare:
             table = runner.compare(task, list(models or []), s, progress.on_event)
         else:
-            doc = runner.evaluate(task, runner.model_ref(s), s, progress.on_event)
+            doc = runner.evaluate(task, runner.model_ref(s, task), s, progress.on_event)
     if compare:
         view.print_comparison(table)
     else:

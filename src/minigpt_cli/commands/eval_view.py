@@ -99,17 +99,27 @@ def print_result(doc: dict) -> None:
 
 def _print_math(d: dict) -> None:
     splits = d.get("splits", {})
-    table = Table(title="by operation and operand lengths (test | train)", title_justify="left")
-    for col in ("subset", "n", "exact", "steps valid", "train exact"):
-        table.add_column(col, justify="left" if col == "subset" else "right")
-    test, train = splits.get("test", {}), splits.get("train", {})
+    test, train = splits.get("test", {}), splits.get("train") or {}
+    n_train = train.get("n")
+    table = Table(title="by operation and operand lengths: exact match and step validity, "
+                  f"held-out test | train ({_fmt(n_train)} training problems; gap = train - "
+                  "test, points)", title_justify="left")
+    for col in ("cell", "n", "exact", "steps valid", "train exact", "train steps", "gap"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
     for key in ("by_op", "by_length"):
         for name, row in test.get(key, {}).items():
             tr = train.get(key, {}).get(name, {})
+            gap = None if tr.get("acc") is None else tr["acc"] - row["acc"]
             table.add_row(name, _fmt(row["n"]), _pct(row["acc"]), _pct(row["step_validity"]),
-                          _pct(tr.get("acc")))
+                          _pct(tr.get("acc")),
+                          _pct(tr.get("step_validity")),
+                          "-" if gap is None else f"{100 * gap:+.1f}")
     console.print(table)
-    for miss in test.get("mistakes", []):
+    misses = test.get("mistakes", [])
+    if misses:
+        console.print(f"first wrong step of {len(misses)} of the {test.get('failures', '?')} "
+                      "failures (one per failing cell first):")
+    for miss in misses:
         console.print(f"  [red]wrong:[/red] {miss['prompt']}{miss['output']}  "
                       f"[dim](expected {miss['expected']}; {miss['error']})[/dim]")
 

@@ -21,9 +21,12 @@ def make_math(
     n_test: Annotated[int | None, typer.Option(help="Held-out problems per operation, disjoint "
                       "from training by operand pair (default 2000).", rich_help_panel=WHAT)]
     = None,
-    ops: Annotated[str | None, typer.Option(help="Operations: '+,-,*,/' (default), or with "
-                   "lengths per operation: '+:3,-:3,*:2x2,/:4x1' (OP:AxB = digits of a x b).",
-                   rich_help_panel=WHAT)] = None,
+    n_test_cell: Annotated[int | None, typer.Option(help="Held-out problems per (operation, "
+                           "lengths) cell instead of --n-test; a cell that cannot hold out "
+                           "this many is refused.", rich_help_panel=WHAT)] = None,
+    ops: Annotated[str | None, typer.Option(help="Operations with lengths per operation, "
+                   "default '+:1-5,-:1-5,*:1-3,/:1-5x1-2' (OP:AxB = digits of a x b); "
+                   "'+,-,*,/' takes --digits.", rich_help_panel=WHAT)] = None,
     digits: Annotated[str | None, typer.Option(help="Operand lengths, e.g. 3 or 1-3, for both "
                       "operands (default 1-3).", rich_help_panel=WHAT)] = None,
     digits_a: Annotated[str | None, typer.Option(help="Lengths of the first operand (default: "

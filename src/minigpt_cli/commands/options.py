@@ -40,6 +40,15 @@ CheckpointOpt = Annotated[
         rich_help_panel=MODEL_PANEL,
     ),
 ]
+BuiltinOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="A built-in model: nietzsche-char-tiny (sample's default) or calculator (+, -, x, "
+        "/ with steps; eval math's default). No network needed.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 FromHfOpt = Annotated[
     Path | None,
     typer.Option(

@@ -15,6 +15,7 @@ CHAIN = "Filters"
 OUT = "Output"
 RUN = "Runtime"
 CHECK = "Verify and merge"
+JOB = "Job (parts on an engine)"
 
 
 class ShardCommand(TyperCommand):
@@ -78,6 +79,14 @@ def shard(
                        rich_help_panel=RUN)] = None,
     part: Annotated[str | None, typer.Option(help="i/N: this job's share of the inputs, for N "
                     "independent jobs; join them with --merge.", rich_help_panel=RUN)] = None,
+    parts: Annotated[int | None, typer.Option(help="Run as a job of N parts with global "
+                     "(cross-part) dedup, merged into --out \\[default with --executor: one "
+                     "part per input].", rich_help_panel=JOB)] = None,
+    executor: Annotated[str | None, typer.Option(help="Where a job's tasks run: local (this "
+                        "process) | dask (Dask distributed; pip install \"minigpt\\[cluster]\")"
+                        " \\[default: local].", rich_help_panel=JOB)] = None,
+    address: Annotated[str | None, typer.Option(help="dask: the scheduler's HOST:PORT; unset "
+                       "= a local cluster of --workers processes.", rich_help_panel=JOB)] = None,
     verify: Annotated[Path | None, typer.Option(help="Re-check a shard folder against its "
                       "manifest (headers, sizes, counts, sha256); exit 1 on any mismatch.",
                       rich_help_panel=CHECK)] = None,
@@ -109,7 +118,15 @@ def shard(
         view.merged(merge_parts(list(merge), out, on_part=view.part_verified), out)
         return
     settings = _settings(source, inputs, out, option, stage, stage_option, no_stages, tokenizer,
-                         char_vocab, shard_size, workers, part, config)
+                         char_vocab, shard_size, workers, part, config,
+                         {"parts": parts, "executor": executor, "address": address})
+    if settings.is_job():
+        from minigpt_cli.cluster.job import run_job
+        from minigpt_cli.commands.job_view import JobProgress
+
+        with JobProgress() as display:
+            run_job(settings, display.on_event)
+        return
     from minigpt_cli.sharding.forkserver import start_early
 
     start_early(settings.workers, settings.tokenizer == "gpt2")  # before the pipeline's imports
@@ -120,7 +137,7 @@ def shard(
 
 
 def _settings(source, inputs, out, option, stage, stage_option, no_stages, tokenizer,
-              char_vocab, shard_size, workers, part, config):
+              char_vocab, shard_size, workers, part, config, job=None):
     from minigpt_cli.errors import MinigptError
     from minigpt_cli.settings import resolve
     from minigpt_cli.sharding.config import (
@@ -142,7 +159,8 @@ def _settings(source, inputs, out, option, stage, stage_option, no_stages, token
                            "`minigpt shard text books/ --out shards/`; `minigpt plugins source` "
                            "lists the sources. (--verify DIR and --merge DIR take none.)")
     stages = [] if no_stages else [StageSpec(name=s) for s in stage] if stage else None
-    flags = {"source": source, "inputs": inputs or None, "out": out, "options": options, "stages": stages,
-                 "stage_options": stage_opts, "tokenizer": tokenizer, "char_vocab": char_vocab,
-                 "shard_size": shard_size, "workers": workers, "part": part}
+    flags = {"source": source, "inputs": inputs or None, "out": out, "options": options,
+                 "stages": stages, "stage_options": stage_opts, "tokenizer": tokenizer,
+                 "char_vocab": char_vocab,
+                 "shard_size": shard_size, "workers": workers, "part": part, **(job or {})}
     return resolve(ShardSettings, "shard", flags, config)

@@ -36,7 +36,9 @@ class MathOptions(EvalOptions):
                                     "them, a seeded sample (default: as many as test; 0: none).")
     max_new_tokens: int | None = Field(None, ge=1, description="Tokens to generate at most "
                                        "(default: the longest solution in the data + 8).")
-    mistakes: int = Field(5, ge=0, description="Wrong answers to keep in the results.")
+    mistakes: int = Field(8, ge=0, description="Wrong answers to keep in the results, with "
+                          "the checker's first wrong step: a sample spread over the failing "
+                          "(operation, lengths) cells.")
     eot_prefix: bool = Field(True, description="Start each prompt with <|endoftext|>, as "
                              "documents start in the shards.")
     seed: int = Field(0, description="Seed for sampling the training problems.")
@@ -115,6 +117,26 @@ def load_splits(data: Path | None, options: MathOptions) -> tuple[dict[str, list
     return {"test": test, "train": train}, data
 
 
+def _prompt(rec: dict) -> str:
+    """The record's question through the one normaliser (question.py): the canonical prompt,
+    spaced again for a spaced-digit (GPT-2 BPE) data set. A question that does not match the
+    record's operands is refused."""
+    from minigpt_cli.mathgen.formats import spaced
+    from minigpt_cli.mathgen.question import QuestionError, normalise
+
+    text = str(rec["prompt"])
+    sp = rec.get("spaced")
+    sp = text.startswith(" ") if sp is None else bool(sp)
+    try:
+        q = normalise(text.replace(" ", "") if sp else text)
+    except QuestionError as e:
+        raise MinigptError(f"line {rec.get('_line', '?')}: {e}") from None
+    if (q.a, q.op, q.b) != (int(rec["a"]), rec["op"], int(rec["b"])):
+        raise MinigptError(f"line {rec.get('_line', '?')}: the prompt {text!r} asks "
+                           f"{q.prompt!r}, not the record's {rec['a']}{rec['op']}{rec['b']}.")
+    return spaced(q.prompt) if sp else q.prompt
+
+
 def _cell(rec: dict) -> str:
     la, lb = rec.get("digits") or (len(str(abs(rec["a"]))), len(str(abs(rec["b"]))))
     return f"{rec['op']} {la}x{lb}"
@@ -133,12 +155,38 @@ def summarize(records: list[dict], results: list, outputs: list[str], keep: int)
     for rec, res in pairs:
         by_op[rec["op"]].append((rec, res))
         by_cell[_cell(rec)].append((rec, res))
-    mistakes = [{"prompt": rec["prompt"], "expected": res.expected, "output": out[:200],
-                 "error": res.error}
-                for rec, res, out in zip(records, results, outputs) if not res.answer_correct]
-    return {**block(pairs), "by_op": {k: block(v) for k, v in by_op.items()},
-            "by_length": {k: block(v) for k, v in sorted(by_cell.items())},
-            "mistakes": mistakes[:keep]}
+    wrong = defaultdict(list)  # by cell, in file order
+    for rec, res, out in zip(records, results, outputs):
+        if not res.answer_correct:
+            wrong[_cell(rec)].append({"prompt": rec["prompt"], "expected": res.expected,
+                                      "output": out[:200], "error": res.error,
+                                      "cell": _cell(rec)})
+    return {**block(pairs), "by_op": {k: block(by_op[k]) for k in sorted(by_op, key=_op_order)},
+            "by_length": {k: block(v) for k, v in sorted(by_cell.items(), key=_cell_order)},
+            "failures": sum(len(v) for v in wrong.values()),
+            "mistakes": _spread(wrong, keep)}
+
+
+def _op_order(op: str) -> int:
+    return "+-*/".find(op)
+
+
+def _cell_order(item) -> tuple:
+    op, _, lengths = item[0].partition(" ")
+    la, _, lb = lengths.partition("x")
+    return ("+-*/".find(op), int(la or 0), int(lb or 0))
+
+
+def _spread(wrong: dict[str, list[dict]], keep: int) -> list[dict]:
+    """A sample of the failures that visits every failing cell before a second from any."""
+    out: list[dict] = []
+    rank = 0
+    while len(out) < keep and any(len(v) > rank for v in wrong.values()):
+        for cell in sorted(wrong):
+            if rank < len(wrong[cell]) and len(out) < keep:
+                out.append(wrong[cell][rank])
+        rank += 1
+    return out
 
 
 class MathTask:
@@ -153,7 +201,7 @@ class MathTask:
         splits, path = load_splits(data, options)
         prefix = [tokenizer.eot_id] if options.eot_prefix else []
         try:
-            prompts = {s: [prefix + tokenizer.encode(r["prompt"]) for r in rows]
+            prompts = {s: [prefix + tokenizer.encode(_prompt(r)) for r in rows]
                        for s, rows in splits.items()}
             longest = max(len(tokenizer.encode(r.get("solution", ""))) for rows in
                           splits.values() for r in rows)

@@ -24,10 +24,13 @@ from minigpt_cli.evals.task import EvalOptions, Progress
 class ModelRef:
     source: str  # checkpoint | hf | builtin | results
     path: Path | None
+    name: str | None = None  # the built-in model's name (source "builtin")
 
     @property
     def label(self) -> str:
-        return str(self.path) if self.path is not None else "built-in model"
+        if self.path is not None:
+            return str(self.path)
+        return f"built-in model {self.name}" if self.name else "built-in model"
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def _weights(ref: ModelRef) -> Path | None:
     from minigpt_cli.model_file import weights_path
 
     if ref.source == "builtin":
-        return default_checkpoint()
+        return default_checkpoint(*(ref.name,) if ref.name else ())
     if ref.source == "hf":
         return ref.path / "model.safetensors"
     return weights_path(ref.path)
@@ -146,7 +149,10 @@ def evaluate(task_name: str, ref: ModelRef, s: EvalSettings,
     options = build_options(task, s)
     device, dtype = resolve_device(s.device), resolve_dtype(s.dtype)
     model, tok, what = load_model(ref.path if ref.source == "checkpoint" else None,
-                                  ref.path if ref.source == "hf" else None, device, dtype)
+                                  ref.path if ref.source == "hf" else None, device, dtype,
+                                  ref.name)
+    if task_name == "math" and s.data is None and ref.source == "builtin":
+        s = s.model_copy(update={"data": _calculator_data(ref)})
     step = _step(ref)
     if s.compile:
         model = torch.compile(model, dynamic=True)
@@ -179,12 +185,28 @@ def _step(ref: ModelRef) -> int | None:
     return read_checkpoint(ref.path, load_tensors=False).step
 
 
-def model_ref(s: EvalSettings) -> ModelRef:
+def _calculator_data(ref: ModelRef) -> Path:
+    """The built-in calculator's own make-math folder, rebuilt from its metadata."""
+    from minigpt_cli.download import cache_root
+    from minigpt_cli.mathgen.calculator import builtin_data
+    from minigpt_cli.model_file import read_checkpoint
+
+    extra = read_checkpoint(_weights(ref), load_tensors=False).extra
+    return builtin_data(extra, cache_root())
+
+
+def model_ref(s: EvalSettings, task: str | None = None) -> ModelRef:
+    """The model a command names; with none, the built-in one for the task (the calculator
+    for math, else the Nietzsche model)."""
+    from minigpt_cli.loading import CALCULATOR, DEFAULT_MODEL_NAME
+
     if s.from_hf is not None:
         return ModelRef("hf", s.from_hf)
     if s.checkpoint is not None:
         return ModelRef("checkpoint", s.checkpoint)
-    return ModelRef("builtin", None)
+    if s.model is not None:
+        return ModelRef("builtin", None, s.model)
+    return ModelRef("builtin", None, CALCULATOR if task == "math" else DEFAULT_MODEL_NAME)
 
 
 def compare(task_name: str, paths: list[Path], s: EvalSettings,

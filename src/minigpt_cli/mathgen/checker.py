@@ -66,7 +66,7 @@ def check(problem: Problem, output: str) -> CheckResult:
     else:
         total, valid, bad = 0, 0, work != ""
         step_error = f"unexpected text {work!r} before '{ANSWER_MARK}'" if bad else None
-    error = error or step_error
+    error = step_error or error  # the first wrong step, in reading order, before the answer
     if parsed is not None and parsed != expected and error is None:
         error = f"answer {parsed} but {problem.a}{problem.op}{problem.b} is {expected}"
     return CheckResult(parsed == expected, total, valid, malformed or bad, parsed, expected,
@@ -128,7 +128,11 @@ def _check_add(a: int, b: int, work: str):
         good = i < n and x == da[i] and y == db[i] and c == carry and x + y + c == 10 * co + s
         valid += good
         if not good and error is None:
-            error = f"step {i + 1} {st!r} is wrong"
+            why = ("there is no such column" if i >= n else
+                   _inputs((x, y, c), (da[i], db[i], carry), ("digit of a", "digit of b",
+                                                              "carry written before"))
+                   or f"{x}+{y}+{c} is {x + y + c:02d}")
+            error = f"step {i + 1} {st!r} is wrong: {why}"
         carry = co
     return _tally(n, len(steps), valid, malformed, error)
 
@@ -161,7 +165,12 @@ def _check_sub(a: int, b: int, work: str):
             and p - q - br == r - 10 * bo
         valid += good
         if not good and error is None:
-            error = f"column {i + 1} {st!r} is wrong"
+            d = p - q - br
+            why = ("there is no such column" if i >= n else
+                   _inputs((p, q, br), (dx[i], dy[i], borrow), ("digit of the larger",
+                           "digit of the smaller", "borrow written before"))
+                   or f"{p}-{q}-{br} is {d}, written borrow {int(d < 0)} and digit {d % 10}")
+            error = f"column {i + 1} {st!r} is wrong: {why}"
         borrow = bo
     return _tally(n + 1, len(steps), valid, malformed, error)
 
@@ -192,14 +201,19 @@ def _check_mul(a: int, b: int, work: str):
                 and c == carry and x * y + s + c == 10 * co + r
             valid += good
             if not good and error is None:
-                error = f"row {j + 1} step {k + 1} {st!r} is wrong"
+                why = ("there is no such step" if j >= lb or k >= la else
+                       _inputs((x, y, s, c), (da[k], y_true, dp[j + k], carry),
+                               ("digit of a", "digit of b", "running-sum digit", "carry"))
+                       or f"{x}*{y}+{s}+{c} is {x * y + s + c:02d}")
+                error = f"row {j + 1} step {k + 1} {st!r} is wrong: {why}"
             carry = co
         want = prev + a * y_true * 10**j
         if len(total_text) == la + j + 1 and total_text.isdigit() and total_text.isascii():
             good = j < lb and int(total_text) == want
             valid += good
             if not good and error is None:
-                error = f"row {j + 1} running sum {total_text!r} is wrong"
+                error = (f"row {j + 1} running sum {total_text!r} is wrong: it should be "
+                         f"{str(want).zfill(la + j + 1)}")
             prev = int(total_text)
         else:
             malformed = True
@@ -226,9 +240,26 @@ def _check_div(a: int, b: int, work: str):
             and int(q) * b + int(r) == int(part) and int(r) < b
         valid += good
         if not good and error is None:
-            error = f"step {i + 1} {st!r} is wrong"
+            if i >= len(sa):
+                why = "there is no such digit to bring down"
+            elif part != rem + sa[i]:
+                why = f"it should divide {rem + sa[i]} (remainder {rem} + next digit {sa[i]})"
+            elif div != sb:
+                why = f"the divisor is {sb}"
+            else:
+                qq, rr = divmod(int(part), b)
+                why = f"{part}/{sb} is {qq} r {str(rr).zfill(len(sb))}"
+            error = f"step {i + 1} {st!r} is wrong: {why}"
         rem = r
     return _tally(len(sa), len(steps), valid, malformed, error)
+
+
+def _inputs(written, wanted, names) -> str | None:
+    """Which input of a step was copied wrong, in words (None: the inputs are right)."""
+    for w, x, name in zip(written, wanted, names):
+        if w != x:
+            return f"the {name} is {x}, not {w}"
+    return None
 
 
 _STEPS = {"+": _check_add, "-": _check_sub, "*": _check_mul, "/": _check_div}

@@ -77,13 +77,15 @@ def _make_math(s: MakeMathSettings, on_event: Callable[[Event], None] | None) ->
     emit = on_event or (lambda e: None)
     t0 = time.perf_counter()
     specs = s.op_specs()
-    asked = s.n + s.n_test * len(specs)
-    footprint = budget.estimate(specs, s.n, s.n_test, s.balance, s.format, s.spaced,
+    n_test = s.n_test if s.n_test_cell is None else s.n_test_cell * max(
+        len(x.cells()) for x in specs)
+    asked = s.n + n_test * len(specs)
+    footprint = budget.estimate(specs, s.n, n_test, s.balance, s.format, s.spaced,
                                 _workers(s.workers, asked))
     carry_draws = s.balance == "carries" and any(x.op in "+-" for x in specs)
-    if (why := budget.refusal(footprint, s.n, s.ops, s.out, carry_draws)) is not None:
+    if (why := budget.refusal(footprint, s.n, s.resolved_ops, s.out, carry_draws)) is not None:
         raise SettingsProblem(why)
-    plan = make_plan(specs, s.n, s.n_test, s.balance, s.seed)
+    plan = make_plan(specs, s.n, s.n_test, s.balance, s.seed, s.n_test_cell)
     rng = np.random.default_rng([s.seed, 1])  # line order; separate from the problem draw
     workers = _workers(s.workers, plan.count("train") + plan.count("test"))
     notes = tuple(plan.notes)

@@ -31,6 +31,7 @@ With GPT-2 BPE, "773" is one token; ``spaced`` writes every character with a spa
 from __future__ import annotations
 
 from minigpt_cli.mathgen.problems import ANSWER_MARK, answer
+from minigpt_cli.mathgen.question import canonical
 
 
 def add_work(a: int, b: int) -> str:
@@ -108,7 +109,8 @@ def reverse_answer(op: str, ans: str) -> str:
 
 
 def prompt_text(op: str, a: int, b: int) -> str:
-    return f"{a}{op}{b}="
+    """The canonical prompt, from the one normaliser (question.py): ``35+42=``."""
+    return canonical(op, a, b)
 
 
 def solution_text(op: str, a: int, b: int, fmt: str) -> str:

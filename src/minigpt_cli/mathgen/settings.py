@@ -11,6 +11,11 @@ from pydantic import Field, field_validator, model_validator
 from minigpt_cli.mathgen.problems import OpSpec, parse_ops, parse_range
 from minigpt_cli.settings import Settings
 
+# The calculator's mix (issue 18): +/- 1-5 digits each in any mix of lengths (negative
+# differences included), x up to 3 x 3 digits, / up to 5 digits by 2 (quotient and remainder).
+DEFAULT_OPS = "+:1-5,-:1-5,*:1-3,/:1-5x1-2"
+DEFAULT_DIGITS = "1-3"
+
 
 class MakeMathSettings(Settings):
     out: Path = Field(description="Folder to write train.jsonl, test.jsonl, meta.json and "
@@ -19,10 +24,16 @@ class MakeMathSettings(Settings):
                    "operations.")
     n_test: int = Field(2000, ge=0, description="Held-out problems per operation (disjoint "
                         "from training by operand pair).")
-    ops: str = Field("+,-,*,/", description="Operations, e.g. '+,-,*,/'; with lengths per "
-                     "operation, e.g. '+:3,-:3,*:2x2,/:4x1' (OP:AxB = len a x len b).")
-    digits: str = Field("1-3", description="Operand lengths in digits, a count (3) or range "
-                        "(1-3), for both operands.")
+    n_test_cell: int | None = Field(None, ge=1, description="Held-out problems per (operation, "
+                                    "operand lengths) cell instead of --n-test per operation; "
+                                    "a cell that cannot hold out this many is refused.")
+    ops: str | None = Field(None, description="Operations, e.g. '+,-,*,/'; with lengths per "
+                            "operation, e.g. '+:3,-:3,*:2x2,/:4x1' (OP:AxB = len a x len b). "
+                            f"Default: {DEFAULT_OPS!r} (the calculator's mix), or '+,-,*,/' "
+                            "when --digits/--digits-a/--digits-b is given.")
+    digits: str | None = Field(None, description="Operand lengths in digits, a count (3) or "
+                               "range (1-3), for both operands of operations --ops gives no "
+                               "lengths (default 1-3).")
     digits_a: str | None = Field(None, description="Lengths of the first operand (default: "
                                  "--digits).")
     digits_b: str | None = Field(None, description="Lengths of the second operand / divisor "
@@ -54,8 +65,9 @@ class MakeMathSettings(Settings):
 
     @field_validator("ops")
     @classmethod
-    def _ops(cls, v: str) -> str:
-        parse_ops(v, (1, 1), (1, 1))
+    def _ops(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_ops(v, (1, 1), (1, 1))
         return v
 
     @model_validator(mode="after")
@@ -64,10 +76,18 @@ class MakeMathSettings(Settings):
             raise ValueError("--n and --n-test are both 0: nothing to write")
         return self
 
+    @property
+    def resolved_ops(self) -> str:
+        if self.ops is not None:
+            return self.ops
+        given = (self.digits, self.digits_a, self.digits_b) != (None, None, None)
+        return "+,-,*,/" if given else DEFAULT_OPS
+
     def op_specs(self) -> list[OpSpec]:
-        da = parse_range(self.digits_a or self.digits, "length")
-        db = parse_range(self.digits_b or self.digits, "length")
-        return parse_ops(self.ops, da, db)
+        both = self.digits or DEFAULT_DIGITS
+        da = parse_range(self.digits_a or both, "length")
+        db = parse_range(self.digits_b or both, "length")
+        return parse_ops(self.resolved_ops, da, db)
 
     @property
     def spaced(self) -> bool:

@@ -19,6 +19,7 @@ from minigpt_cli.mathgen.operands import (
     BASE,
     Draw,
     allocate,
+    cell_size,
     draw_split,
     key_ids,
     test_capacity,
@@ -63,12 +64,30 @@ def check_block_size(specs: list[OpSpec], fmt: str, block_size: int | None) -> N
             "are never cut, so raise --block-size, use shorter --digits, or another --format.")
 
 
-def make_plan(specs: list[OpSpec], n: int, n_test: int, balance: str, seed: int) -> Plan:
+def make_plan(specs: list[OpSpec], n: int, n_test: int, balance: str, seed: int,
+              n_test_cell: int | None = None) -> Plan:
     rng = np.random.default_rng(seed)
     plans, errors, notes = [], [], []
     for spec in specs:
         cells = spec.cells()
         caps = [test_capacity(spec.op, *c) for c in cells]
+        if n_test_cell is not None:
+            short = [f"{spec.op}:{la}x{lb} has {cell_size(spec.op, la, lb):,} distinct problems "
+                     f"and can hold out {cap:,}" for (la, lb), cap in zip(cells, caps)
+                     if cap < n_test_cell]
+            if short:
+                errors.append(f"--n-test-cell {n_test_cell:,} asks every length cell for that "
+                              f"many held-out problems, but {'; '.join(short)} (at most half "
+                              "of a cell's distinct operand pairs is held out, so training "
+                              "keeps the rest). Lower --n-test-cell, drop those lengths from "
+                              "--ops, or use --n-test (per operation; small cells then give "
+                              "what they have).")
+                continue
+            quotas = [n_test_cell] * len(cells)
+            test = draw_split(rng, spec.op, cells, quotas, np.zeros(0, np.int64), True, balance)
+            plans.append(OpPlan(spec, cells, test,
+                                train_caps=train_capacity(spec.op, cells, test)))
+            continue
         if n_test > sum(caps):
             errors.append(
                 f"--n-test {n_test} asks for {n_test:,} held-out {spec.describe()} problems but "

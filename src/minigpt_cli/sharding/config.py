@@ -86,6 +86,13 @@ class ShardSettings(Settings):
                          description="Tokenizer worker processes (one that only "
                          "tokenizes GPT-2 BPE is a thread); 0 tokenizes in the main process.")
     part: str | None = Field(None, description="i/N: this job's share of the inputs.")
+    parts: int | None = Field(None, ge=1, le=1_000_000, description="Run as a job of N parts "
+                              "with global dedup, merged into --out (default with --executor: "
+                              "one part per input).")
+    executor: Literal["local", "dask"] | None = Field(
+        None, description="Where a job's tasks run: local (this process) or dask (a Dask "
+        "distributed cluster: --address, else a local one with --workers processes).")
+    address: str | None = Field(None, description="dask: the scheduler, HOST:PORT.")
 
     @field_validator("part")
     @classmethod
@@ -94,12 +101,17 @@ class ShardSettings(Settings):
             Part.parse(v)
         return v
 
+    def is_job(self) -> bool:
+        return self.parts is not None or self.executor is not None
+
     def part_spec(self) -> Part:
         return Part.parse(self.part) if self.part else Part(index=1, count=1)
 
     def output_fingerprint(self) -> str:
         """Hash of everything that decides the bytes of the shards (not workers, not out)."""
-        keep = self.model_dump(mode="json", exclude={"workers", "out"})
+        keep = self.model_dump(mode="json", exclude={"workers", "out", "executor", "address"})
+        if keep.get("parts") is None:  # a setting newer than some folders: their prints hold
+            keep.pop("parts", None)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
 

@@ -26,7 +26,7 @@ from minigpt_cli.sharding.funnel import Funnel
 from minigpt_cli.sharding.verify import VerifyReport, verify
 from minigpt_cli.sharding.writer import ShardInfo, mask_name
 
-SETTINGS_PER_PART = ("part", "out", "workers")
+SETTINGS_PER_PART = ("part", "out", "workers", "parts", "executor", "address")
 
 
 def merge(parts: list[Path], out: Path,
@@ -39,8 +39,9 @@ def merge(parts: list[Path], out: Path,
         return _merge(parts, out, on_part)
 
 
-def _merge(parts: list[Path], out: Path,
-           on_part: Callable[[VerifyReport], None] | None) -> dict[str, Any]:
+def _merge(parts: list[Path], out: Path, on_part: Callable[[VerifyReport], None] | None,
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``extra``: keys added to the merged manifest (a job's own record: cluster/job.py)."""
     if (out / manifest.NAME).exists():
         raise MinigptError(f"{out} already holds a {manifest.NAME}; merge into a new folder.")
     outdir.check_fresh(out)
@@ -67,7 +68,7 @@ def _merge(parts: list[Path], out: Path,
                 place(p / mask_name(info.name), out / mask_name(new.name), info.mask_sha256)
             placed.append(new)
             origin.append((m["part"]["index"], info.name))
-    merged = union(parts, manifests, placed, origin)
+    merged = union(parts, manifests, placed, origin) | (extra or {})
     manifest.write(out, merged)
     return merged
 

@@ -42,21 +42,25 @@ BATCH_DOCS = 512
 BATCH_CHARS = 1 << 20  # ~1 MB of text per batch: enough to amortize the trip to a worker
 
 
-def run(settings: ShardSettings, on_event: Listener = ignore) -> dict[str, Any]:
+def run(settings: ShardSettings, on_event: Listener = ignore,
+        in_place: dict[str, Any] | None = None, allow_empty: bool = False) -> dict[str, Any]:
     """Shard ``settings.source`` into ``settings.out``; returns the manifest. The folder is
     locked for the whole run: a second writer fails at once (lock.py). A run that fails before
     finishing a shard removes what it created (outdir.Created; the lock removes the folder
-    itself if it made it and it is left empty)."""
+    itself if it made it and it is left empty). ``in_place``: stage objects that stand in for
+    the chain's stages of those names (a job's part: cluster/drops.py); ``allow_empty``: a run
+    that keeps no document writes a manifest of no shards (a job's part) instead of failing."""
     with lock.hold(settings.out):
         created = outdir.Created(settings.out)
         try:
-            return _run(settings, on_event)
+            return _run(settings, on_event, in_place or {}, allow_empty)
         except Exception:
             created.remove_after_failure()
             raise
 
 
-def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
+def _run(settings: ShardSettings, on_event: Listener, in_place: dict[str, Any],
+         allow_empty: bool = False) -> dict[str, Any]:
     t0 = time.monotonic()
     out, fp, part = settings.out, settings.output_fingerprint(), settings.part_spec()
     if (done := outdir.finished(out, fp)) is not None:
@@ -84,7 +88,7 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
     pack = _packing(source, settings)
     tokenizer = _tokenizer(settings, state, specs, on_event, source)
     reader = Reader(source, settings.source, part)
-    stages = [build_stage(s) for s in specs]
+    stages = [in_place.get(s.name) or build_stage(s) for s in specs]
     if state is None:
         state = progress.State(fp, settings.model_dump(mode="json"), tokenizer.to_dict())
         state = progress.save(out, state, None)
@@ -122,7 +126,7 @@ def _run(settings: ShardSettings, on_event: Listener) -> dict[str, Any]:
         writer.discard()
         raise
     ticker.tick(None, force=True)
-    if funnel.kept == 0:
+    if funnel.kept == 0 and not allow_empty:
         progress.remove(out)
         raise MinigptError(inputs.no_documents_left(settings.source, funnel,
                                                 reader.provenance(state.provenance)))

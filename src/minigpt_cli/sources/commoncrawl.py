@@ -1,9 +1,11 @@
-"""The ``commoncrawl`` source: page text from Common Crawl WET files, local or over HTTP.
+"""The ``commoncrawl`` source: page text from Common Crawl WET files, local or over HTTP, or
+the main text of the HTML pages of its WARC files (extracted here: sources/warc.py).
 
-Inputs, in any mix: WET files (``.warc.wet``, ``.warc.wet.gz``), folders (searched recursively),
-globs, ``http(s)://`` URLs, and crawl ids such as ``CC-MAIN-2024-22``. A crawl id is resolved
-through that crawl's ``crawl-data/<ID>/wet.paths.gz`` listing on ``base_url`` (Common Crawl's
-public data host unless set), taking ``segments`` files from ``first_segment`` on.
+Inputs, in any mix: WET files (``.warc.wet``, ``.warc.wet.gz``), WARC files (``.warc.gz``),
+folders (searched recursively for WET files), globs, ``http(s)://`` URLs, and crawl ids such as
+``CC-MAIN-2024-22``. A crawl id is resolved through that crawl's
+``crawl-data/<ID>/wet.paths.gz`` (``kind=warc``: ``warc.paths.gz``) listing on ``base_url``
+(Common Crawl's public data host unless set), taking ``segments`` files from ``first_segment`` on.
 
 Remote files are streamed through the gzip/WARC reader as they arrive (a broken connection is
 resumed with a Range request at the byte reached), or, with ``cache_dir``, downloaded there first
@@ -72,6 +74,14 @@ class CommonCrawlOptions(PluginOptions):
     )
     invalid_utf8: Literal["replace", "skip"] = Field(
         "replace", description="invalid UTF-8 bytes: replace with U+FFFD, or skip the document"
+    )
+    extractor: Literal["resiliparse", "trafilatura"] = Field(
+        "resiliparse", description="WARC (HTML) inputs: the main-text extractor "
+        "(pip install \"minigpt[warc]\")"
+    )
+    kind: Literal["wet", "warc"] = Field(
+        "wet", description="with a crawl id: read its WET files (text) or WARC files (HTML, "
+        "extracted here)"
     )
 
     @field_validator("inputs", mode="before")
@@ -152,7 +162,8 @@ class CommonCrawlSource:
             stats.error(f"Cannot read {input}: {e.strerror or e}.")
         else:
             with raw:
-                yield from read_wet(raw, stats, self.options.invalid_utf8)
+                yield from read_wet(raw, stats, self.options.invalid_utf8,
+                                    self.options.extractor)
                 stats.reconnects = getattr(raw, "reconnects", 0)
         self._stop_if_failing(stats)
 
@@ -192,7 +203,7 @@ class CommonCrawlSource:
 
     def _crawl_urls(self, crawl_id: str) -> list[str]:
         base = self.options.base_url
-        listing = f"{base}crawl-data/{crawl_id}/wet.paths.gz"
+        listing = f"{base}crawl-data/{crawl_id}/{self.options.kind}.paths.gz"
         try:
             if self.options.cache_dir is None:
                 data = fetch_bytes(listing, self.policy)
@@ -290,8 +301,10 @@ def _check_inputs(options: CommonCrawlOptions) -> list[str]:
     if not options.inputs:
         problems.append("no inputs given (WET files, folders, globs, URLs or a crawl id)")
     has_crawl = any(CRAWL_ID.fullmatch(str(item)) for item in options.inputs)
-    if (options.segments is not None or options.first_segment) and not has_crawl:
-        problems.append("segments/first_segment only apply to a crawl id such as CC-MAIN-2024-22")
+    if (options.segments is not None or options.first_segment or options.kind != "wet") \
+            and not has_crawl:
+        problems.append("segments/first_segment/kind only apply to a crawl id such as "
+                        "CC-MAIN-2024-22")
     if problems:
         raise MinigptError("commoncrawl source: " + "; ".join(problems) + ".")
     return list(dict.fromkeys(entries))

@@ -26,6 +26,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from minigpt_cli.documents import Document
 from minigpt_cli.download import DownloadError
+from minigpt_cli.sources import warc
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD = 64 << 20  # bytes; Common Crawl truncates pages far below this
@@ -50,6 +51,9 @@ class WetStats:
     invalid_utf8_documents: int = 0  # documents with bytes that are not UTF-8
     invalid_utf8_sequences: int = 0  # replaced by U+FFFD (or skipped with the document)
     reconnects: int = 0  # HTTP transfers resumed after a broken connection
+    html_pages: int = 0  # WARC response records holding HTML (text extracted: warc.py)
+    not_html: int = 0  # WARC response records that are no HTML page (skipped)
+    no_main_text: int = 0  # HTML pages the extractor found no main text in (skipped)
 
     def error(self, message: str) -> None:
         self.error_count += 1
@@ -86,8 +90,10 @@ def read_wet(
     raw: BinaryIO,
     stats: WetStats,
     invalid_utf8: Literal["replace", "skip"] = "replace",
+    extractor: str | None = None,
 ) -> Iterator[Document]:
-    """Documents from the ``conversion`` records of one WET stream (gzipped or not)."""
+    """Documents from the ``conversion`` records of one WET stream (gzipped or not), and with
+    an ``extractor`` the main text of the HTML ``response`` records of a WARC stream."""
     buffered = io.BufferedReader(_Counted(raw, stats), READ_BUFFER)
     head = buffered.peek(2)[:2]
     if not head:
@@ -100,6 +106,13 @@ def read_wet(
     try:
         for record in records:
             stats.records += 1
+            if record.rec_type == "response" and extractor:
+                kinds["response"] = kinds.get("response", 0) + 1
+                doc = _page(record, stats, extractor)
+                if doc is not None:
+                    stats.documents += 1
+                    yield doc
+                continue
             if record.rec_type != "conversion":
                 kinds[record.rec_type] = kinds.get(record.rec_type, 0) + 1
                 continue
@@ -137,19 +150,36 @@ def read_wet(
         )
     except (OSError, http.client.HTTPException) as e:
         stats.error(f"{stats.input}: read error after {stats.bytes:,} bytes: {e!r}.")
-    if stats.records and not conversions:
+    except warc.ExtractorMissing as e:
+        stats.error(f"{stats.input}: {e}.")
+        return
+    if stats.records and not conversions and not stats.html_pages:
         stats.error(not_wet(stats.input, stats.records, kinds))
+
+
+def _page(record, stats: WetStats, extractor: str) -> Document | None:
+    """The main text of a WARC response record (warc.py), or None (counted)."""
+    html = warc.html_of(record)
+    if html is None:
+        stats.not_html += 1
+        return None
+    stats.html_pages += 1
+    record_id = record.rec_headers.get_header("WARC-Record-ID") or \
+        f"{stats.input}#{stats.records}"
+    doc = warc.document(record, record_id, warc.decode(*html), extractor, stats.input)
+    if doc is None:
+        stats.no_main_text += 1
+    return doc
 
 
 def not_wet(name: str, records: int, kinds: dict[str, int]) -> str:
     """What a WARC stream without 'conversion' records is, and which file to use instead."""
     http = sum(kinds.get(k, 0) for k in ("response", "request", "revisit", "resource"))
     if http:
-        return (f"{name} is a WARC file of crawled pages ({kinds.get('response', 0)} HTTP "
-                "response records holding raw HTML), not a WET file: the commoncrawl source "
-                "reads the text Common Crawl already extracted into WET files ('conversion' "
-                "records) and does not extract text from HTML. Use the matching WET file: the "
-                "same path with /warc/ -> /wet/ and .warc.gz -> .warc.wet.gz.")
+        return (f"{name} is a WARC file of crawled pages, but none of its "
+                f"{kinds.get('response', 0)} HTTP response records is an HTML page (status "
+                "2xx, Content-Type text/html) to extract text from, and it has no WET "
+                "'conversion' records: there is no page text in it.")
     if kinds.get("metadata"):
         return (f"{name} is a WAT file ({kinds['metadata']} 'metadata' records of JSON about "
                 "pages), not a WET file: it holds no page text. Use the matching WET file: the "
