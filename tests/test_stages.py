@@ -226,7 +226,12 @@ def test_quality_bullet_and_ellipsis_lines():
     lines = [" ".join(ws[i : i + 6]) for i in range(0, 60, 6)]  # 10 lines
     bullets = ["- " + line for line in lines[:9]] + lines[9:]
     assert q.failed_rule("\n".join(bullets)) is None  # 0.9
-    assert q.failed_rule("\n".join(["• " + line for line in lines])) == "bullet_lines"
+    assert q.failed_rule("\n".join(["- " + line for line in lines])) == "bullet_lines"
+    # "•" is not in datatrove's punctuation set: as a token it is a 1-letter word, so ten "• "
+    # bullets pull the mean word length under 3 before the bullet rule is reached.
+    assert q.failed_rule("\n".join(["• " + line for line in lines])) == "mean_word_length"
+    assert quality(min_mean_word_length=0).failed_rule(
+        "\n".join(["• " + line for line in lines])) == "bullet_lines"
     trailing = [line + "..." for line in lines[:3]] + lines[3:]
     assert q.failed_rule("\n".join(trailing)) is None  # 0.3
     trailing[3] += "…"
@@ -239,7 +244,8 @@ def test_quality_alphabetic_words_and_stop_words():
     numbers = ws[:40] + [f"19{i:02d}" for i in range(10)]  # 40 of 50 words have a letter
     assert q.failed_rule(" ".join(numbers)) is None
     assert q.failed_rule(" ".join(numbers[:39] + ["1999"] + numbers[40:])) == "alpha_words"
-    assert q.failed_rule(" ".join(["The,", "AND"] + ws[2:])) is None  # any case, punctuation
+    assert q.failed_rule(" ".join(["the,", "(and"] + ws[2:])) is None  # punctuation split off
+    assert q.failed_rule(" ".join(["The", "AND"] + ws[2:])) == "stop_words"  # case-sensitive
     assert q.failed_rule(" ".join(["the", "the"] + ws[2:])) == "stop_words"  # one distinct
     assert q.failed_rule(" ".join(["them", "android"] + ws[2:])) == "stop_words"  # whole words
     assert quality(min_stop_words=1).failed_rule(" ".join(["the", "the"] + ws[2:])) is None
@@ -386,7 +392,11 @@ def test_c4_page_rules_and_switches():
     base = "One two three four five. Six seven eight nine ten. Eleven twelve 13 14 15."
     c4 = C4LineFilter(C4LineFilter.Options())
     assert c4(doc(base + "\nLorem Ipsum dolor sit amet, consectetur.")) == Drop("c4:lorem_ipsum")
-    assert c4(doc(base + "\nfunction f() { return 1; }")) == Drop("c4:curly_bracket")
+    assert c4(doc(base + "\nCall it as f() { return 1; } in your code.")) == Drop(
+        "c4:curly_bracket")
+    # As in datatrove, a page rule only fires on a line the line rules kept: no terminal
+    # punctuation, so the line goes and the page stays.
+    assert c4(doc(base + "\nfunction f() { return 1; }")).text == base
     off = C4LineFilter(C4LineFilter.Options(drop_curly_bracket=False, drop_lorem_ipsum=False,
                                             drop_javascript_lines=False,
                                             drop_policy_lines=False))
@@ -502,12 +512,41 @@ def test_head_keeps_the_first_n():
 def test_fineweb_documents_mostly_pass_the_default_recipe(shared_data):
     texts = fineweb_texts(shared_data)
     kept, reasons = run(recipe("commoncrawl"), [doc(t) for t in texts])
-    # FineWeb already passed FineWeb's filters: 284 of 300 (94.7%) pass ours, the rest are
-    # borderline (e.g. duplicate 5-gram fractions of 0.15-0.17, list pages with few sentences).
-    assert len(kept) >= 0.9 * len(texts), reasons
+    # FineWeb already passed FineWeb's filters, yet datatrove 0.10.1's own GopherQualityFilter
+    # drops 50 of these 300 (46 at the alpha rule, which counts punctuation tokens as words):
+    # minigpt decides as it does (247 of 300 kept by the whole recipe).
+    assert len(kept) >= 0.8 * len(texts), reasons
     assert all(d.meta["language"] == "en" for d in kept)
     again, reasons_again = run(recipe("commoncrawl"), [doc(t) for t in texts])
     assert [d.text for d in again] == [d.text for d in kept] and reasons_again == reasons
+
+
+def test_quality_and_c4_decide_as_datatrove_on_real_pages(shared_data):
+    """The drop counts datatrove 0.10.1's GopherQualityFilter and C4QualityFilter (FineWeb's
+    settings) give on the same real pages, measured with datatrove itself."""
+    from minigpt_cli.sources.commoncrawl import CommonCrawlSource
+
+    cc = [d.text for d in CommonCrawlSource({"inputs": [str(shared_data / "commoncrawl")]})
+          .documents()]
+    fw = fineweb_texts(shared_data)
+    gq = GopherQuality(GopherQuality.Options())
+
+    def reasons(stage, texts):
+        _, why = run([stage], [doc(t) for t in texts])
+        return why
+
+    assert reasons(gq, fw) == {"gopher_quality:alpha_words": 46,
+                               "gopher_quality:ellipsis_lines": 3,
+                               "gopher_quality:word_count": 1}
+    assert reasons(gq, cc) == {"gopher_quality:alpha_words": 12,
+                               "gopher_quality:stop_words": 2}
+    fineweb_c4 = dict(min_words_per_line=3, min_sentences=5)
+    c4 = C4LineFilter(C4LineFilter.Options(terminal_punctuation=False, **fineweb_c4))
+    assert reasons(c4, cc) == {"c4:curly_bracket": 1}
+    assert reasons(c4, fw) == {"c4:too_few_sentences": 1}
+    strict = C4LineFilter(C4LineFilter.Options(**fineweb_c4))  # datatrove: 11 too few sentences
+    why = reasons(strict, cc)
+    assert why.get("c4:too_few_sentences", 0) + why.get("c4:no_lines_left", 0) == 11, why
 
 
 def test_common_crawl_wet_samples_through_the_default_recipe(shared_data):

@@ -2,9 +2,9 @@
 MinHash band keys -- the first stage of a job (FineWeb's signature step).
 
 The chain is split at its dedup stages (``DedupChain``): the stages before them must be
-stateless (they run here, on every document, exactly as a part's run will run them again), the
-dedup stages must be adjacent. The result goes to ``signatures/part-NNNN.safetensors``
-(atomic; a part whose file exists is done).
+stateless (they run here, on every document; a part's run replays their verdicts, recorded
+here for every document read -- sharding/verdicts.py), the dedup stages must be adjacent. The
+result goes to ``signatures/part-NNNN.safetensors`` (atomic; a part whose file exists is done).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import numpy as np
 from safetensors import numpy as safetensors_numpy
 
 from minigpt_cli import atomic
-from minigpt_cli.documents import Drop
 from minigpt_cli.errors import MinigptError
-from minigpt_cli.sharding.chain import build_stage, check_verdict, is_stateless
+from minigpt_cli.sharding.chain import build_stage, is_stateless
 from minigpt_cli.sharding.config import Part, ShardSettings, StageSpec
 from minigpt_cli.sharding.reader import Cursor, Reader
+from minigpt_cli.sharding.verdicts import MAX_STAGES, Recorder
 from minigpt_cli.stages.dedup import normalized_bytes
 from minigpt_cli.stages.minhash import MinHasher
 
@@ -70,19 +70,18 @@ def global_id(part: Part, cursor: Cursor) -> int:
 def compute(settings: ShardSettings, specs: list[StageSpec], source, part: Part
             ) -> dict[str, np.ndarray]:
     """{"ids": (n,), "exact": (n,), "bands": (n, bands)} uint64 for this part's documents that
-    reach the dedup stages, in order."""
+    reach the dedup stages, in order; and the stateless stages' verdicts on every document read
+    ("seen", "verdict_*": verdicts.Recorder) when there are at most MAX_STAGES of them."""
     chain = DedupChain.of(specs)
-    prefix = [(s.name, build_stage(s)) for s in specs[:chain.start]]
+    prefix = specs[:chain.start]
+    recorder = Recorder([s.name for s in prefix], [build_stage(s) for s in prefix])
     hashing = chain.hasher()
     reader = Reader(source, settings.source, part)
-    ids, exact, bands = [], [], []
+    ids, exact, bands, seen = [], [], [], []
     for cursor, doc in reader.documents(Cursor()):
-        for name, stage in prefix:
-            out = check_verdict(name, stage(doc))
-            if isinstance(out, Drop):
-                break
-            doc = out
-        else:
+        seen.append(global_id(part, cursor))
+        doc = recorder.run(doc)
+        if doc is not None:
             text = normalized_bytes(doc.text)
             ids.append(global_id(part, cursor))
             if chain.exact is not None:
@@ -91,6 +90,8 @@ def compute(settings: ShardSettings, specs: list[StageSpec], source, part: Part
                 hasher, b, r = hashing
                 bands.append(hasher.band_keys(hasher.signature(text), b, r))  # (bands,)
     out = {"ids": np.array(ids, dtype=np.uint64)}
+    if chain.start is not None and len(prefix) <= MAX_STAGES:
+        out |= recorder.arrays(seen)
     if chain.exact is not None:
         out["exact"] = np.frombuffer(b"".join(exact), dtype=np.uint64).copy()
     if hashing is not None:

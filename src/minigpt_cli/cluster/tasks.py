@@ -129,19 +129,29 @@ def drops_task(job: JobSpec, bands: int) -> dict[str, int]:
 
 
 def part_task(job: JobSpec, i: int) -> dict[str, Any]:
-    """Part i's shards (sharding/run.py, resumable), its dedup stages replaced by the verdicts."""
+    """Part i's shards (sharding/run.py, resumable), its dedup stages replaced by the verdicts
+    of global dedup and its stateless stages before them by the signature pass's verdicts."""
     from minigpt_cli.sharding.run import run
+    from minigpt_cli.sharding.verdicts import Verdicts
 
     chain = job.dedup()
     in_place: dict[str, Any] = {}
+    replay = None
     if chain.start is not None:
+        recorded = signatures.load(job.signature_file(i))
+        if Verdicts.present(recorded):
+            table, part = Verdicts(recorded), job.part(i)
+
+            def replay(cursors, table=table, part=part):
+                return table.of([signatures.global_id(part, c) for c in cursors])
+
         table = signatures.load(job.drops_file())
         for spec, key, reason in ((chain.exact, "exact", "exact_dedup:duplicate"),
                                   (chain.minhash, "near", "minhash_dedup:near_duplicate")):
             if spec is not None:
                 in_place[spec.name] = ListedDrops(spec.name, build_stage(spec).options,
                                                   table[f"{key}.{i}"], reason)
-    m = run(job.part_settings(i), in_place=in_place, allow_empty=True)
+    m = run(job.part_settings(i), in_place=in_place, allow_empty=True, verdicts=replay)
     return {"part": i, "tokens": m["totals"]["tokens"], "shards": len(m["shards"])}
 
 

@@ -125,12 +125,15 @@ class WorkerChain:
         self.names = [s.name for s in specs]
         self.tokenizer = tokenizer  # None: the vocabulary pass, collecting characters
 
-    def run(self, docs: list[Document]) -> BatchResult:
+    def run(self, docs: list[Document], verdicts: list | None = None) -> BatchResult:
+        """``verdicts``: per document, the stateless prefix's recorded verdict to replay
+        instead of running it (a job's part: verdicts.py), or None."""
         res = BatchResult()
+        verdicts = verdicts or [None] * len(docs)
         if self.tokenizer is None:  # the vocabulary pass: each document's characters
             res.chars = []
             for i, doc in enumerate(docs):
-                final = self._through(i, doc, res)
+                final = self._through(i, doc, res, verdicts[i])
                 res.chars.append("".join(sorted(set(final.text))) if final is not None else "")
             return res
         eot = np.array([self.tokenizer.eot_id], dtype=np.uint32)
@@ -138,7 +141,7 @@ class WorkerChain:
         lengths = np.zeros(len(docs), dtype=np.int64)
         context = np.full(len(docs), -1, dtype=np.int64)
         for i, doc in enumerate(docs):
-            final = self._through(i, doc, res)
+            final = self._through(i, doc, res, verdicts[i])
             if final is None:
                 continue
             try:
@@ -168,9 +171,18 @@ class WorkerChain:
         fast = getattr(self.tokenizer, "encode_array", None)  # GPT-2: no Python list on the way
         return fast(text) if fast else np.asarray(self.tokenizer.encode(text), dtype=np.uint32)
 
-    def _through(self, i: int, doc: Document, res: BatchResult) -> Document | None:
-        current = doc
+    def _through(self, i: int, doc: Document, res: BatchResult, verdict=None
+                 ) -> Document | None:
+        current, start = doc, 0
+        if verdict is not None:
+            from minigpt_cli.sharding.verdicts import replay
+
+            current, start = replay(verdict, self.names, self.stages, doc, i, res)
+            if current is None:
+                return None
         for s, stage in enumerate(self.stages):
+            if s < start:
+                continue
             if not is_stateless(stage):
                 if current is not doc:
                     res.snapshots.setdefault(i, {})[s] = current

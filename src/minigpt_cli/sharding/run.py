@@ -11,7 +11,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +43,27 @@ BATCH_CHARS = 1 << 20  # ~1 MB of text per batch: enough to amortize the trip to
 
 
 def run(settings: ShardSettings, on_event: Listener = ignore,
-        in_place: dict[str, Any] | None = None, allow_empty: bool = False) -> dict[str, Any]:
+        in_place: dict[str, Any] | None = None, allow_empty: bool = False,
+        verdicts: Callable[[list[Cursor]], list] | None = None) -> dict[str, Any]:
     """Shard ``settings.source`` into ``settings.out``; returns the manifest. The folder is
     locked for the whole run: a second writer fails at once (lock.py). A run that fails before
     finishing a shard removes what it created (outdir.Created; the lock removes the folder
     itself if it made it and it is left empty). ``in_place``: stage objects that stand in for
     the chain's stages of those names (a job's part: cluster/drops.py); ``allow_empty``: a run
-    that keeps no document writes a manifest of no shards (a job's part) instead of failing."""
+    that keeps no document writes a manifest of no shards (a job's part) instead of failing;
+    ``verdicts``: a batch's cursors -> the stateless stages' recorded verdicts to replay instead
+    of running them (a job's part: verdicts.py)."""
     with lock.hold(settings.out):
         created = outdir.Created(settings.out)
         try:
-            return _run(settings, on_event, in_place or {}, allow_empty)
+            return _run(settings, on_event, in_place or {}, allow_empty, verdicts)
         except Exception:
             created.remove_after_failure()
             raise
 
 
 def _run(settings: ShardSettings, on_event: Listener, in_place: dict[str, Any],
-         allow_empty: bool = False) -> dict[str, Any]:
+         allow_empty: bool = False, verdicts: Callable | None = None) -> dict[str, Any]:
     t0 = time.monotonic()
     out, fp, part = settings.out, settings.output_fingerprint(), settings.part_spec()
     if (done := outdir.finished(out, fp)) is not None:
@@ -112,7 +115,8 @@ def _run(settings: ShardSettings, on_event: Listener, in_place: dict[str, Any],
             on_event(Started("shards", settings.source, [s.name for s in specs], tokenizer.name,
                              settings.workers, out, len(reader.inputs), len(written), funnel.read,
                              worker_kind=pool.kind))
-            for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker):
+            for cur, tokens, split, context in kept_documents(reader, cursor, pool, main, ticker,
+                                                              verdicts):
                 done = writer.add(tokens, split, context)
                 for info in done:
                     written.append(info)
@@ -241,11 +245,14 @@ def _vocabulary_pass(settings: ShardSettings, specs: list[StageSpec], on_event: 
 
 
 def kept_documents(reader: Reader, start: Cursor, pool: ChainPool, main: MainChain,
-                   ticker: Ticker) -> Iterator[tuple[Cursor, Payload, str | None, int]]:
+                   ticker: Ticker, verdicts: Callable | None = None
+                   ) -> Iterator[tuple[Cursor, Payload, str | None, int]]:
     """Kept documents' payloads in input order, each with the cursor just after it, the
     split its source marked (``meta["split"]``: "val" sends it to shard 0; see writer.py) and
     its loss-mask context length (-1: no mask; see chain.BatchResult.context)."""
-    for (cursors, docs), res in pool.map(_batches(reader.documents(start)), lambda b: b[1]):
+    replayed = (lambda b: verdicts(b[0])) if verdicts is not None else None
+    for (cursors, docs), res in pool.map(_batches(reader.documents(start)), lambda b: b[1],
+                                         replayed):
         if res.lengths is not None:
             ends = np.cumsum(res.lengths)
         for i, doc in enumerate(docs):

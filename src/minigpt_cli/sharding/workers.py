@@ -87,10 +87,10 @@ def _ready() -> bool:
     return True
 
 
-def _run(docs: list[Document]) -> BatchResult:
+def _run(docs: list[Document], verdicts: list | None = None) -> BatchResult:
     if _chain is None:
         raise _init_error or RuntimeError("worker not initialised")
-    return _chain.run(docs)
+    return _chain.run(docs, verdicts)
 
 
 def tokenize_only(specs: list[StageSpec]) -> bool:
@@ -157,22 +157,26 @@ class ChainPool:
             return False
         return not self._starter.is_alive() and (self._warm is None or self._warm.done())
 
-    def _here(self, docs: list[Document]) -> BatchResult:
+    def _here(self, docs: list[Document], verdicts: list | None = None) -> BatchResult:
         """Run a batch in this process (the same chain a worker runs: same result)."""
         if self._inline is None:
             self._inline = WorkerChain(self._specs, self._tokenizer)
-        return self._inline.run(docs)
+        return self._inline.run(docs, verdicts)
 
-    def map(self, batches: Iterable[T], docs_of: Callable[[T], list[Document]]
+    def map(self, batches: Iterable[T], docs_of: Callable[[T], list[Document]],
+            verdicts_of: Callable[[T], list] | None = None
             ) -> Iterator[tuple[T, BatchResult]]:
         """Worker processes take ~0.5 s to come up (fork, imports, tables); when the workers
         only tokenize, the main process runs the batches itself until one of them is up,
         instead of waiting, and starts them at the second batch (an input of one batch never
         waits for them). Results stay in input order; at most ``2 * workers + 2`` batches are
-        in flight."""
+        in flight. ``verdicts_of``: a batch's recorded verdicts to replay (chain.WorkerChain)."""
+        def work(b) -> tuple:  # (docs,) or (docs, verdicts)
+            return (docs_of(b),) if verdicts_of is None else (docs_of(b), verdicts_of(b))
+
         if self._pool is None:
             for b in batches:
-                yield b, self._here(docs_of(b))
+                yield b, self._here(*work(b))
             return
         in_flight = 2 * self.workers + 2
         pending: deque = deque()  # (batch, Future | BatchResult), in input order
@@ -182,9 +186,9 @@ class ChainPool:
                 self._begin()
             up = up or self._up()
             if up:
-                pending.append((b, self._pool.submit(self._run, docs_of(b))))
+                pending.append((b, self._pool.submit(self._run, *work(b))))
             else:
-                pending.append((b, self._here(docs_of(b))))
+                pending.append((b, self._here(*work(b))))
                 self.helped += 1
             while pending and (len(pending) >= in_flight or isinstance(pending[0][1],
                                                                        BatchResult)):

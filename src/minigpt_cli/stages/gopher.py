@@ -1,29 +1,42 @@
 """Gopher quality rules: Rae et al. 2021, "Scaling Language Models: Methods, Analysis &
-Insights from Training Gopher", appendix A.1.1 ("quality filters"); the repetition rules of the
-same appendix live in ``repetition.py`` and are re-exported here.
+Insights from Training Gopher", appendix A.1.1 ("quality filters"), as FineWeb runs them
+(datatrove 0.10.1's GopherQualityFilter, the same rule order, thresholds and counting); the
+repetition rules of the same appendix live in ``repetition.py`` and are re-exported here.
 
-Words are the whitespace-separated tokens of the text. For the mean word length a token is
-measured without the punctuation at its ends ("word," -> 4) and a token of punctuation only
-("-", "|") is not a word; every other rule counts all tokens. Every threshold is an option and
-a boundary value passes (a ratio of exactly 0.1 passes ``max_symbol_word_ratio = 0.1``).
+Words are the tokens of spaCy's English tokenizer (``words.py``), punctuation marks included:
+"don't." is "do" "n't" ".". A word made only of punctuation ("." "--" "|") is a symbol: the
+word-count and mean-length rules leave symbols out, every other rule counts them (so "80% of
+the words have a letter" counts "." against a page, as datatrove does). Stop words are matched
+case-sensitively ("The" is not "the"). Lines are ``str.splitlines()``, blank lines included;
+a bullet line starts with "•" or "-" after its indentation. Every threshold is an option and a
+boundary value passes (a ratio of exactly 0.1 passes ``max_symbol_word_ratio = 0.1``).
 """
 
 from __future__ import annotations
 
 import re
-import string
 from typing import ClassVar
 
 from pydantic import Field
 
 from minigpt_cli.documents import Document, Drop, PluginOptions
 from minigpt_cli.stages.repetition import GopherRepetition
+from minigpt_cli.stages.words import words as split_words
 
 __all__ = ["GopherQuality", "GopherRepetition"]
 
-_EDGE_PUNCT = string.punctuation + "“”‘’«»‹›„…–—·•¡¿"
-_LETTER = re.compile(r"[^\W\d_]")  # a letter in any script
-_BULLETS = ("•", "●", "○", "◦", "▪", "▫", "■", "□", "‣", "⁃", "➢", "►", "▶", "*", "-", "–")
+# datatrove's PUNCTUATION_SET (utils/text.py): ASCII and CJK punctuation, a few symbols, the
+# fullwidth digit one (sic), C0/C1 control characters but tab and newline, and sentence-ending
+# marks of many scripts. A word made only of these is a symbol.
+_PUNCTUATION = (
+    '!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„\';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_."}►»'
+    + "".join(chr(c) for a, b in ((0, 9), (11, 13), (13, 32), (127, 160)) for c in range(a, b))
+    + "։؝؞؟۔܀܁܂߹࠷࠹࠽࠾।॥၊။።፧፨᙮᜵᜶។៕៖៙៚᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᭽᭾᰻᰼᱾᱿‼‽⁇⁈⁉⸮⸼⹓⹔꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗｡"
+    "𐩖𐩗𐽕𐽖𐽗𐽘𐽙𐾆𐾇𐾈𐾉𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑥄𑥆𑩂𑩃𑪛𑪜𑱁𑱂𑻷𑻸"
+    "\U00011f43\U00011f44𖩮𖩯𖫵𖬷𖬸𖭄𖺘𛲟𝪈"
+)
+_SYMBOL = re.compile("[" + re.escape(_PUNCTUATION) + "]+")
+_BULLETS = ("•", "-")
 _ELLIPSES = ("...", "…")
 _STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
@@ -53,13 +66,12 @@ class GopherQuality:
         )
         min_stop_words: int = Field(2, ge=0, description="fewest distinct stop words present")
         stop_words: list[str] = Field(
-            default_factory=lambda: list(_STOP_WORDS), description="the stop words (lowercase)"
+            default_factory=lambda: list(_STOP_WORDS), description="the stop words (case-sensitive)"
         )
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or self.Options()
-        words = "|".join(re.escape(w.lower()) for w in self.options.stop_words) or "(?!)"
-        self._stop = re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+        self._stop = frozenset(self.options.stop_words)
 
     def __call__(self, doc: Document) -> Document | Drop:
         reason = self.failed_rule(doc.text)
@@ -68,42 +80,35 @@ class GopherQuality:
     def failed_rule(self, text: str) -> str | None:
         """The name of the first rule ``text`` fails, or None."""
         o = self.options
-        tokens = text.split()
+        tokens = split_words(text)
         n = len(tokens)
-        if n < o.min_words or n > o.max_words:
-            return "word_count"
         # Most tokens are all letters (str.isalpha, in C): only the others need Python work.
-        odd = [t for t in tokens if not t.isalpha()]  # punctuation, digits, symbols inside
-        stripped = [t.strip(_EDGE_PUNCT) for t in odd]
-        words = n - stripped.count("")  # punctuation-only tokens are not words
-        chars = sum(map(len, tokens)) - sum(map(len, odd)) + sum(map(len, stripped))
-        mean = chars / words if words else 0.0
-        if not o.min_mean_word_length <= mean <= o.max_mean_word_length:
-            return "mean_word_length"
-        if n:  # symbol ratios: '#' and ellipses, each against the word count
+        odd = [t for t in tokens if not t.isalpha()]
+        symbols = [t for t in odd if _SYMBOL.fullmatch(t)]
+        words = n - len(symbols)
+        if (o.min_words and words < o.min_words) or (o.max_words and words > o.max_words):
+            return "word_count"
+        if words:  # mean length of the words that are not symbols
+            mean = (sum(map(len, tokens)) - sum(map(len, symbols))) / words
+            if (o.min_mean_word_length and mean < o.min_mean_word_length) or (
+                    o.max_mean_word_length and mean > o.max_mean_word_length):
+                return "mean_word_length"
+        if n and o.max_symbol_word_ratio:  # '#' and ellipses, each against all tokens
             ellipses = text.count("...") + text.count("…")
             if max(text.count("#"), ellipses) > o.max_symbol_word_ratio * n:
                 return "symbol_word_ratio"
-        lines = [line.strip() for line in text.split("\n")]
-        lines = [line for line in lines if line]
+        lines = text.splitlines()
         if lines:
-            bullets = sum(1 for line in lines if line.startswith(_BULLETS))
-            if bullets > o.max_bullet_lines_ratio * len(lines):
+            bullets = sum(1 for line in lines if line.lstrip().startswith(_BULLETS))
+            if o.max_bullet_lines_ratio and bullets > o.max_bullet_lines_ratio * len(lines):
                 return "bullet_lines"
-            trailing = sum(1 for line in lines if line.endswith(_ELLIPSES))
-            if trailing > o.max_ellipsis_lines_ratio * len(lines):
+            trailing = sum(1 for line in lines if line.rstrip().endswith(_ELLIPSES))
+            if o.max_ellipsis_lines_ratio and trailing > o.max_ellipsis_lines_ratio * len(lines):
                 return "ellipsis_lines"
-        alpha = n - len(odd) + sum(1 for t in odd if _LETTER.search(t))
-        if alpha < o.min_alpha_words_ratio * n:
-            return "alpha_words"
-        if o.min_stop_words and self._stop_words_present(text) < o.min_stop_words:
+        if n and o.min_alpha_words_ratio:
+            alpha = n - len(odd) + sum(1 for t in odd if any(map(str.isalpha, t)))
+            if alpha < o.min_alpha_words_ratio * n:
+                return "alpha_words"
+        if o.min_stop_words and len(self._stop.intersection(tokens)) < o.min_stop_words:
             return "stop_words"
         return None
-
-    def _stop_words_present(self, text: str) -> int:
-        found: set[str] = set()
-        for m in self._stop.finditer(text):
-            found.add(m.group().lower())
-            if len(found) >= self.options.min_stop_words:
-                break
-        return len(found)
