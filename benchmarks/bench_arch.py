@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# the switches: GPT-2, each alone, and the two combinations with a name (model_config.py)
+# the switches: GPT-2, each alone, and combinations (two of them presets, model_config.py)
 SETS: dict[str, dict] = {
     "gpt2": {},
     "rope": {"positions": "rope"},
@@ -45,6 +45,7 @@ SETS: dict[str, dict] = {
     "no-bias": {"bias": False},
     "untied": {"tie_embeddings": False},
     "softcap": {"logit_softcap": 15.0},
+    "rope-qk": {"positions": "rope", "qk_norm": True},  # the Nietzsche char recipe's pair
     "llama": {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False},
     "modern": {"positions": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2",
                "bias": False, "tie_embeddings": False, "logit_softcap": 15.0},
