@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def train(name: str, switches: dict, seed: int, data: Path, out: Path, seconds: 
     from minigpt_cli.train.pretrain import run_pretrain
     from minigpt_cli.train.settings import PretrainSettings
 
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run, also in a reused --work folder
     s = PretrainSettings(**{**RECIPE, **shape, **switches, "seq_len": shape["block_size"],
                             "seed": seed, "data": data, "out": out, "max_time": seconds,
                             "eval_every": 0, "eval_batches": eval_batches, "sample_every": 0,
