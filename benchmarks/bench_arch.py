@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# the switches: GPT-2, each alone, and the two combinations with a name (model_config.py)
+# the switches: GPT-2, each alone, and combinations (two of them presets, model_config.py)
 SETS: dict[str, dict] = {
     "gpt2": {},
     "rope": {"positions": "rope"},
@@ -45,6 +46,7 @@ SETS: dict[str, dict] = {
     "no-bias": {"bias": False},
     "untied": {"tie_embeddings": False},
     "softcap": {"logit_softcap": 15.0},
+    "rope-qk": {"positions": "rope", "qk_norm": True},  # the Nietzsche char recipe's pair
     "llama": {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False},
     "modern": {"positions": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2",
                "bias": False, "tie_embeddings": False, "logit_softcap": 15.0},
@@ -71,6 +73,7 @@ def train(name: str, switches: dict, seed: int, data: Path, out: Path, seconds: 
     from minigpt_cli.train.pretrain import run_pretrain
     from minigpt_cli.train.settings import PretrainSettings
 
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run, also in a reused --work folder
     s = PretrainSettings(**{**RECIPE, **shape, **switches, "seq_len": shape["block_size"],
                             "seed": seed, "data": data, "out": out, "max_time": seconds,
                             "eval_every": 0, "eval_batches": eval_batches, "sample_every": 0,

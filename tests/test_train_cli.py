@@ -119,9 +119,9 @@ def test_example_configs_are_valid(name):
         from minigpt_cli.train.pretrain import model_config
 
         c = model_config(s, 65)
-        assert (c.positions, c.norm, c.qk_norm, c.mlp, c.bias, c.tie_embeddings,
-                c.logit_softcap, c.block_size) == ("rope", "rmsnorm", True, "relu2", False, False,
-                                                   15.0, 128)
+        assert (c.positions, c.qk_norm, c.norm, c.mlp, c.block_size) == ("rope", True,
+                                                                          "layernorm", "gelu",
+                                                                          128)
     else:
         assert s.model == "baby" and s.device == "cpu"
     if name.startswith("nietzsche-char"):

@@ -105,7 +105,8 @@ PRESETS: dict[str, dict] = {
     # export to their transformers class) ...
     "llama": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, **LLAMA),
     "qwen3": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, **LLAMA, qk_norm=True),
-    # ... and the recipe that trained best on a CPU budget (docs/model.md, "Which switches"),
+    # ... and every modern switch together (modded-nanogpt's set; docs/model.md, "Which
+    # switches", compares them),
     # at GPT-2's size and at the baby size with the Nietzsche recipe's 128-token context
     "modern": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, **MODERN),
     "baby-modern": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, **MODERN),

@@ -29,10 +29,11 @@ class RMSNorm(nn.Module):
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """RMSNorm over the last dimension; ``weight`` (..., C) broadcasts against x. PyTorch's CPU ``F.rms_norm`` is a chain of autograd ops
-    (pow, mean, add, rsqrt, mul, mul, each with its backward): 2.5x LayerNorm's cost forward +
-    backward at the baby shape. ``_RMSNorm`` writes both passes by hand, in a few in-place
-    passes: 1.5x faster there, the same forward bit for bit (tests/test_arch.py)."""
+    """RMSNorm over the last dimension; ``weight`` (..., C) broadcasts against x. PyTorch's CPU
+    ``F.rms_norm`` is a chain of autograd ops (pow, mean, add, rsqrt, mul, mul, each with its
+    backward): 2.5x LayerNorm's cost forward + backward at the baby shape. ``_RMSNorm`` writes
+    both passes by hand, in a few in-place passes: 1.5x faster there, the same forward bit for
+    bit (tests/test_arch.py)."""
     if kernels.enabled and x.device.type == "cpu" and x.dtype == torch.float32 and (
             weight is None or weight.dtype == torch.float32):
         return _RMSNorm.apply(x, weight, eps)
