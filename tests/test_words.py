@@ -37,3 +37,11 @@ def test_sentences_end_at_marks_followed_by_a_word():
     assert sentence_count("First one. Second one! Third?") == 3
     assert sentence_count("No mark at all") == 1 and sentence_count("  ") == 0
     assert sentence_count("Wait... what.") == 1  # an ellipsis is not a sentence end
+
+
+def test_long_runs_of_affixes_split_one_by_one_as_spacy():
+    # spaCy strips "(" and "!" one at a time; looking only at a chunk's tail for its suffix
+    # keeps this linear (searching the whole chunk each time took minutes for 20k of them).
+    assert words("(" * 5000 + "a") == ["("] * 5000 + ["a"]
+    assert words("wow" + "!" * 5000) == ["wow"] + ["!"] * 5000
+    assert words("x" + "." * 3000 + ")") == ["x", "." * 3000, ")"]  # a dot run is one suffix

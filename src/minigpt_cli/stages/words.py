@@ -130,6 +130,20 @@ def _merge_specials(tokens: list[str]) -> list[str]:
     return out
 
 
+_TAIL = 16  # every suffix pattern but "\.\.+" matches fewer characters than this
+
+
+def _suffix(s: str):
+    """spaCy's suffix search (the leftmost match ending the string), looking at the tail only:
+    a search from the start of a long chunk ("((((...", "=====...") costs its length, so
+    splitting its affixes one by one would cost its length squared."""
+    start = max(0, len(s) - _TAIL)
+    m = _SUFFIX.search(s, start)  # lookbehinds still see the text before ``start``
+    if m is not None and m.start() == start and start > 0 and s[start] == ".":
+        m = _SUFFIX.search(s)  # a run of dots may begin before the tail
+    return m
+
+
 @lru_cache(maxsize=1 << 17)
 def _chunk(chunk: str) -> tuple[str, ...]:
     """The tokens of one whitespace-free chunk (spaCy's Tokenizer._split_affixes + attach)."""
@@ -143,7 +157,7 @@ def _chunk(chunk: str) -> tuple[str, ...]:
     found: tuple[str, ...] | None = None
     while s and len(s) != last:
         last = len(s)
-        m = _PREFIX.search(s)
+        m = _PREFIX.match(s)
         pre = m.end() if m else 0
         if pre:
             rest = s[pre:]
@@ -151,7 +165,7 @@ def _chunk(chunk: str) -> tuple[str, ...]:
                 prefixes.append((s[:pre],))
                 s, found = rest, _EXCEPTIONS[rest]
                 break
-        m = _SUFFIX.search(s[pre:])
+        m = _suffix(s[pre:])
         suf = (len(s) - pre - m.start()) if m else 0
         if suf:
             rest = s[:-suf]
