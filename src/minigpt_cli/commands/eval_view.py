@@ -16,12 +16,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from minigpt_cli.commands.render import err_console
+from minigpt_cli.commands.render import LiveView, err_console
 
 console = Console(highlight=False)
 
 
-class EvalProgress:
+class EvalProgress(LiveView):
     """Renders runner events (Started, Progress, Written, Reused) as a rich progress bar."""
 
     def __init__(self) -> None:
@@ -30,13 +30,6 @@ class EvalProgress:
                                   TimeElapsedColumn(), TimeRemainingColumn(),
                                   console=err_console, transient=True)
         self._bars: dict[tuple[str, str], Any] = {}
-
-    def __enter__(self):  # -> the object itself
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()
 
     def on_event(self, e) -> None:
         from minigpt_cli.evals.runner import Reused, Started, Written

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from minigpt_cli.commands.render import err_console
+from minigpt_cli.commands.render import LiveView, err_console
 
 
-class JobProgress:
+class JobProgress(LiveView):
     def __init__(self) -> None:
         self._progress = Progress(TextColumn("{task.description:>10}"), BarColumn(bar_width=24),
                                   MofNCompleteColumn(), TimeElapsedColumn(), console=err_console)
         self._bars: dict[str, int] = {}
-
-    def __enter__(self):  # -> the object itself
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()
 
     def on_event(self, e) -> None:
         from minigpt_cli.cluster import events as job

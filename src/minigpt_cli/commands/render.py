@@ -14,6 +14,20 @@ from rich.console import Console
 err_console = Console(stderr=True, highlight=False)
 
 
+class LiveView:
+    """A rich Progress (``self._progress``) on screen while a command's core runs:
+    ``with View() as view: core(..., on_event=view.on_event)``."""
+
+    _progress: Any
+
+    def __enter__(self):  # -> the object itself
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
+
+
 def user_errors(fn: Callable) -> Callable:
     """A MinigptError, or a write the OS refused (read-only, permission, full disk, quota, file
     size: oserrors.WRITE_ERRNOS), becomes one paragraph on stderr and exit code 2."""

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from minigpt_cli.commands.render import err_console
+from minigpt_cli.commands.render import LiveView, err_console
 from minigpt_cli.sharding.inputs import empty_inputs, summary
 
 console = Console(highlight=False)
@@ -28,7 +28,7 @@ def _duration(s: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-class ShardProgress:
+class ShardProgress(LiveView):
     """Renders the core's events (sharding.events) as a rich progress line."""
 
     def __init__(self) -> None:
@@ -36,13 +36,6 @@ class ShardProgress:
                                   TextColumn("{task.fields[stats]}"), console=err_console,
                                   transient=False)
         self._task = None
-
-    def __enter__(self):  # -> the object itself
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()
 
     def on_event(self, e) -> None:
         from minigpt_cli.sharding import events as ev
