@@ -16,9 +16,7 @@ input is counted in ``provenance()``; only when no input could be read at all is
 
 from __future__ import annotations
 
-import glob
 import gzip
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +35,8 @@ from minigpt_cli.download import (
     fetch_bytes,
 )
 from minigpt_cli.errors import MinigptError
+from minigpt_cli.sources.crawl_inputs import CRAWL_ID, URL_PREFIXES, check_inputs, local_size
 from minigpt_cli.sources.wet import WetStats, read_wet
-
-CRAWL_ID = re.compile(r"CC-MAIN-\d{4}-\d{2}", re.IGNORECASE)
-WET_SUFFIXES = (".wet", ".wet.gz")
-URL_PREFIXES = ("http://", "https://")
 
 
 class CommonCrawlOptions(PluginOptions):
@@ -129,7 +124,7 @@ class CommonCrawlSource:
             backoff_max=options.backoff_max,
             timeout=options.timeout,
         )
-        self._entries = _check_inputs(options)  # local paths, URLs and crawl ids, in order
+        self._entries = check_inputs(options)  # local paths, URLs and crawl ids, in order
         self._inputs: list[str] | None = None
         self._stats: dict[str, WetStats] = {}  # by input, in the order read
         self._failed_in_a_row = 0
@@ -173,7 +168,7 @@ class CommonCrawlSource:
     def progress(self) -> SourceProgress:
         inputs = self._inputs if self._inputs is not None else self._entries
         if self._local_bytes is None:
-            self._local_bytes = _local_size(inputs)
+            self._local_bytes = local_size(inputs)
         started = list(self._stats.values())
         return SourceProgress(
             inputs_started=len(started),
@@ -260,51 +255,3 @@ class CommonCrawlSource:
         shown = " ".join(s.errors[0] for s in failed[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         raise MinigptError(f"{what}. {shown}{more}")
-
-
-def _local_size(inputs: list[str]) -> int:
-    """Bytes of all inputs when every one is a local file (for an ETA), else 0 (unknown)."""
-    if any(name.startswith(URL_PREFIXES) or CRAWL_ID.fullmatch(name) for name in inputs):
-        return 0
-    try:
-        return sum(Path(name).stat().st_size for name in inputs)
-    except OSError:
-        return 0
-
-
-def _check_inputs(options: CommonCrawlOptions) -> list[str]:
-    """Expand local folders and globs; collect every problem and report them together."""
-    entries: list[str] = []
-    problems: list[str] = []
-    for item in options.inputs:
-        item = str(item)
-        if item.startswith(URL_PREFIXES) or CRAWL_ID.fullmatch(item):
-            entries.append(item)
-            continue
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(
-                str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(WET_SUFFIXES)
-            )
-            entries += found
-            if not found:
-                problems.append(f"folder {item} holds no .warc.wet or .warc.wet.gz files")
-        elif path.is_file():
-            entries.append(str(path))
-        elif glob.has_magic(item):
-            found = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-            entries += found
-            if not found:
-                problems.append(f"no file matches {item!r}")
-        else:
-            problems.append(f"{item} does not exist")
-    if not options.inputs:
-        problems.append("no inputs given (WET files, folders, globs, URLs or a crawl id)")
-    has_crawl = any(CRAWL_ID.fullmatch(str(item)) for item in options.inputs)
-    if (options.segments is not None or options.first_segment or options.kind != "wet") \
-            and not has_crawl:
-        problems.append("segments/first_segment/kind only apply to a crawl id such as "
-                        "CC-MAIN-2024-22")
-    if problems:
-        raise MinigptError("commoncrawl source: " + "; ".join(problems) + ".")
-    return list(dict.fromkeys(entries))
