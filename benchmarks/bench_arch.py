@@ -68,7 +68,7 @@ def shards(kind: str, work: Path) -> Path:
 
 
 def train(name: str, switches: dict, seed: int, data: Path, out: Path, seconds: float,
-          shape: dict, eval_batches: int) -> dict:
+          shape: dict, eval_batches: int, dtype: str = "float32") -> dict:
     from minigpt_cli.model_file import read_checkpoint
     from minigpt_cli.train.pretrain import run_pretrain
     from minigpt_cli.train.settings import PretrainSettings
@@ -78,7 +78,7 @@ def train(name: str, switches: dict, seed: int, data: Path, out: Path, seconds: 
                             "seed": seed, "data": data, "out": out, "max_time": seconds,
                             "eval_every": 0, "eval_batches": eval_batches, "sample_every": 0,
                             "checkpoint_every": 0, "keep_last": 1, "device": "cpu",
-                            "dtype": "float32"})
+                            "dtype": dtype})
     done = run_pretrain(s)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
     steps = [r for r in rows if "loss" in r]
@@ -96,8 +96,9 @@ def train(name: str, switches: dict, seed: int, data: Path, out: Path, seconds: 
 
 
 def table(results: list[dict], order: list[str]) -> list[str]:
-    base = statistics.fmean(r["val_loss"] for r in results if r["set"] == "gpt2") \
-        if any(r["set"] == "gpt2" for r in results) else None
+    """One row per set: mean validation loss over its seeds and the mean difference to GPT-2's
+    on those same seeds (a set run on fewer seeds is compared seed for seed)."""
+    gpt2 = {r["seed"]: r["val_loss"] for r in results if r["set"] == "gpt2"}
     lines = [f"{'set':10} {'params':>11} {'val loss':>9} {'vs gpt2':>8} {'per seed':>22} "
              f"{'tok/s':>8} {'steps':>6}"]
     for name in order:
@@ -105,7 +106,8 @@ def table(results: list[dict], order: list[str]) -> list[str]:
         if not rs:
             continue
         mean = statistics.fmean(r["val_loss"] for r in rs)
-        delta = f"{mean - base:+.4f}" if base is not None else "-"
+        paired = [r["val_loss"] - gpt2[r["seed"]] for r in rs if r["seed"] in gpt2]
+        delta = f"{statistics.fmean(paired):+.4f}" if paired else "-"
         seeds = " ".join(f"{r['val_loss']:.4f}" for r in rs)
         lines.append(f"{name:10} {rs[0]['params']:>11,} {mean:>9.4f} {delta:>8} {seeds:>22} "
                      f"{statistics.median(r['tok_per_s'] for r in rs):>8,.0f} "
@@ -130,14 +132,30 @@ def verdict(results: list[dict]) -> str:
             f"{len(seeds)} seed(s); target >= {GOAL} on every seed: {met}")
 
 
+def write_json(path: Path, minutes: float, shape: dict, dtype: str, results: list[dict]) -> None:
+    from minigpt_cli.train.machine import cpu_model
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"cpu": cpu_model(), "minutes": minutes, "shape": shape,
+                               "recipe": {**RECIPE, "dtype": dtype}, "results": results},
+                              indent=2) + "\n")
+    tmp.replace(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget of each run")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated: {', '.join(SETS)}")
+    ap.add_argument("--one-seed", default="",
+                    help="comma-separated sets run on the first seed only (an ablation's "
+                    "single-switch rows when time is short; the verdict needs every seed)")
     ap.add_argument("--data", choices=("nietzsche", "fineweb"), default="nietzsche")
     ap.add_argument("--eval-batches", type=int, default=100,
                     help="validation micro-batches of 8 windows (the same for every run)")
+    ap.add_argument("--dtype", choices=("float32", "auto", "bfloat16"), default="float32",
+                    help="the trainer's --dtype for every run (auto: bf16 where this CPU's bf16 "
+                    "matrix products measure fast)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     ap.add_argument("--quick", action="store_true",
                     help="a 2-layer 64-wide model, 0.1 minute a run, gpt2/rope/modern, 1 seed")
@@ -151,6 +169,9 @@ def main() -> None:
     unknown = [n for n in names if n not in SETS]
     if unknown:
         raise SystemExit(f"unknown set(s) {unknown}; known: {', '.join(SETS)}")
+    one_seed = {n.strip() for n in args.one_seed.split(",") if n.strip()}
+    if one_seed - set(names):
+        raise SystemExit(f"--one-seed names set(s) not in --sets: {sorted(one_seed - set(names))}")
     shape, minutes, seeds, eval_batches = SHAPE, args.minutes, args.seeds, args.eval_batches
     if args.quick:
         shape, minutes, seeds, eval_batches = QUICK_SHAPE, 0.1, 1, 4
@@ -167,24 +188,25 @@ def main() -> None:
     data = shards(args.data, work)
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_model()}, "
           f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
-          f"{minutes:g} min a run, {seeds} seed(s), data {args.data}, shape {shape}",
+          f"{minutes:g} min a run, {seeds} seed(s), data {args.data}, dtype {args.dtype}, "
+          f"shape {shape}",
           flush=True)
     results = []
     for seed in range(1337, 1337 + seeds):
         for name in names:
+            if seed > 1337 and name in one_seed:
+                continue
             t0 = time.perf_counter()
             r = train(name, SETS[name], seed, data, work / f"run-{name}-{seed}", minutes * 60,
-                      shape, eval_batches)
+                      shape, eval_batches, args.dtype)
             results.append(r)
             print(f"  {name} seed {seed}: val {r['val_loss']:.4f}, {r['steps']} steps, "
                   f"{r['tok_per_s']:,.0f} tok/s ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if args.json:  # after every run, so a stopped benchmark keeps what it measured
+                write_json(args.json, minutes, shape, args.dtype, results)
     print(f"load at the end {os.getloadavg()[0]:.1f}")
     print("\n".join(table(results, names)))
     print(verdict(results))
-    if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_model(), "minutes": minutes,
-                                         "shape": shape, "recipe": RECIPE,
-                                         "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

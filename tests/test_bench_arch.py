@@ -43,3 +43,13 @@ def test_unknown_sets_are_refused(argv, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_arch.py", *argv])
     with pytest.raises(SystemExit, match="bogus"):
         B.main()
+
+
+def test_a_one_seed_row_is_compared_with_gpt2_on_its_own_seed():
+    results = [row("gpt2", 1, 5.00), row("gpt2", 2, 5.10), row("rope", 1, 4.90),
+               row("modern", 1, 4.80), row("modern", 2, 4.95)]
+    lines = B.table(results, ["gpt2", "rope", "modern"])
+    assert lines[2].split()[:4] == ["rope", "1,000,000", "4.9000", "-0.1000"]
+    assert lines[3].split()[:4] == ["modern", "1,000,000", "4.8750", "-0.1750"]
+    # the verdict takes only sets run on every seed
+    assert B.verdict(results).startswith("best set: modern, at least +0.1500")
