@@ -59,3 +59,15 @@ def test_a_short_baby_run_prints_both_sides(tmp_path):
     for side in ("nanogpt", "minigpt"):
         assert row[side]["tok_per_s"] > 0 and row[side]["faults_per_step"] >= 0
     assert row["ratio"] > 0
+
+
+def test_the_fastest_baby_row_compiles_both_sides_and_lets_minigpt_pick_its_dtype(tmp_path):
+    shape = (4, 4, 128, 64, 12, "float32", 200, 20, "bench_char", tmp_path, 197)
+    plain = B.Item("baby", "baby", *shape)
+    best = B.Item("baby-best", "baby, fastest", *shape, compile=True, mini_dtype="auto")
+    assert "--compile=False" in B.nanogpt_args(plain) and "--compile=True" in B.nanogpt_args(best)
+    assert "--dtype=float32" in B.nanogpt_args(best)  # train.py runs fp32 on a CPU anyway
+    mini, mini_best = B.minigpt_args(plain, tmp_path, 1e11), B.minigpt_args(best, tmp_path, 1e11)
+    assert "--compile" not in mini and mini[mini.index("--dtype") + 1] == "float32"
+    assert "--compile" in mini_best and mini_best[mini_best.index("--dtype") + 1] == "auto"
+    assert B.TARGETS["baby-best"][1] == 1.3

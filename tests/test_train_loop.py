@@ -214,9 +214,15 @@ def test_compiled_training_with_eval_and_samples_in_the_loop(tmp_path, corpus):
     assert [k for k, _ in list_checkpoints(tmp_path)] == [2, 4]
 
 
-def test_compile_compiles_each_block_in_place_and_keeps_names_and_numbers():
+def test_compile_compiles_each_block_for_training_only_and_keeps_names_and_numbers():
     from minigpt_cli.model import GPT, GPTConfig
     from minigpt_cli.train.loop import compile_blocks
+
+    graphs = []
+
+    def counting(gm, example_inputs):  # a torch.compile backend that runs the graph as is
+        graphs.append(gm)
+        return gm.forward
 
     torch.manual_seed(0)
     cfg = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32,
@@ -224,14 +230,18 @@ def test_compile_compiles_each_block_in_place_and_keeps_names_and_numbers():
     plain, compiled = GPT(cfg), GPT(cfg)
     compiled.load_state_dict(plain.state_dict())
     names = list(compiled.state_dict())
-    compile_blocks(compiled, backend="eager")  # the real backend is inductor: minutes here
+    compile_blocks(compiled, backend=counting)  # the real backend is inductor: minutes here
     assert list(compiled.state_dict()) == names  # no _orig_mod: checkpoints unchanged
-    assert all(b._compiled_call_impl is not None for b in compiled.transformer.h)
-    assert plain.transformer.h[0]._compiled_call_impl is None
     x = torch.randint(0, 50, (2, 16))
     a, b = plain(x, x)[1], compiled(x, x)[1]
+    assert graphs, "the training forward pass ran the compiled blocks"
     a.backward()
     b.backward()
-    assert torch.allclose(a, b)
+    torch.testing.assert_close(a, b)
     for (n, p), q in zip(plain.named_parameters(), compiled.parameters()):
-        assert torch.allclose(p.grad, q.grad, atol=1e-6), n
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-5, msg=n)
+    n = len(graphs)
+    compiled.eval()
+    with torch.no_grad():  # evaluation and sampling: the plain blocks, nothing recompiled
+        torch.testing.assert_close(compiled(x, x)[1], plain.eval()(x, x)[1])
+    assert len(graphs) == n

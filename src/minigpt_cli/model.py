@@ -121,6 +121,7 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     gradient_checkpointing = False  # set by the trainer: recompute block activations in backward
+    compiled_blocks: list | None = None  # set by --compile (train/loop.py): used in training only
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -218,10 +219,15 @@ class GPT(nn.Module):
         x = self.embed(idx, start)  # (B, T, C)
         if self.training:
             x = self.transformer.drop(x)
-        for i, block in enumerate(self.transformer.h):
+        training = self.training and cache is None and torch.is_grad_enabled()
+        if training and self.compiled_blocks:  # --compile: the same blocks, compiled
+            for block in self.compiled_blocks:
+                x = (checkpoint(block, x, use_reentrant=False) if self.gradient_checkpointing
+                     else block(x))
+        for i, block in enumerate(self.transformer.h if not (training and self.compiled_blocks)
+                                  else ()):
             if self.gradient_checkpointing and self.training and cache is None:
                 # the trainer's --activation-checkpointing
-
                 x = checkpoint(block, x, use_reentrant=False)  # recompute in backward
             else:
                 x = block(x, cache, i)
